@@ -1,0 +1,67 @@
+// Two-core benchmark plumbing: the benchmark's own thread runs on one cpu, a partner thread
+// pinned to another runs the other side (echo, consume) until told to stop.
+#pragma once
+
+#include <benchmark/benchmark.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include <atomic>
+#include <thread>
+#include <utility>
+
+#include "runtime/cache_line.h"
+
+namespace cohort::bench {
+
+// The two cpus every two-thread benchmark uses: the first two the process may run on.
+struct CpuPair {
+  int main_cpu = -1;
+  int partner_cpu = -1;
+};
+CpuPair cpu_pair();
+
+bool pin_self(int cpu);
+
+// A stop flag on its own line: the partner reads it while spinning, and since nobody writes
+// it during a run it stays shared in both caches and costs no traffic.
+struct alignas(kCacheLine) StopFlag {
+  std::atomic<bool> stop{false};
+  bool requested() const noexcept { return stop.load(std::memory_order_relaxed); }
+};
+
+// Runs fn(stop_flag) on a thread pinned to the partner cpu; the destructor stops and joins.
+class Partner {
+ public:
+  template <typename Fn>
+  explicit Partner(Fn fn) {
+    thread_ = std::thread([this, fn = std::move(fn)]() mutable {
+      pin_self(cpu_pair().partner_cpu);
+      ready_.store(true, std::memory_order_release);
+      fn(flag_);
+    });
+    while (!ready_.load(std::memory_order_acquire)) cpu_relax();
+  }
+  ~Partner() {
+    flag_.stop.store(true, std::memory_order_relaxed);
+    thread_.join();
+  }
+  Partner(const Partner&) = delete;
+  Partner& operator=(const Partner&) = delete;
+
+ private:
+  StopFlag flag_;
+  std::atomic<bool> ready_{false};
+  std::thread thread_;
+};
+
+// Skips the benchmark (with the reason) on a machine with a single allowed cpu.
+inline bool need_two_cpus(benchmark::State& state) {
+  if (cpu_pair().partner_cpu < 0) {
+    state.SkipWithError("needs two allowed cpus");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace cohort::bench
