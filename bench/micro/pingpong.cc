@@ -46,7 +46,7 @@ void RawLinePingPong(benchmark::State& state) {
     v += 2;
   }
 }
-BENCHMARK(RawLinePingPong)->MinTime(0.3);
+BENCHMARK(RawLinePingPong);
 
 void RawTwoLinePingPong(benchmark::State& state) {
   if (!need_two_cpus(state)) return;
@@ -69,7 +69,7 @@ void RawTwoLinePingPong(benchmark::State& state) {
     while (pong.value.load(std::memory_order_acquire) != v) cpu_relax();
   }
 }
-BENCHMARK(RawTwoLinePingPong)->MinTime(0.3);
+BENCHMARK(RawTwoLinePingPong);
 
 // Two SpscRing<uint64_t>, one per direction: the benchmark thread sends an item, the
 // partner dequeues it and sends it back.
@@ -97,7 +97,7 @@ void RingPingPong(benchmark::State& state) {
   }
   if (back + 1 != v) state.SkipWithError("ping-pong item mismatch");
 }
-BENCHMARK(RingPingPong)->MinTime(0.3);
+BENCHMARK(RingPingPong);
 
 }  // namespace
 }  // namespace cohort::bench
