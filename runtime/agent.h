@@ -29,7 +29,7 @@ struct AgentStats {
   uint64_t work = 0;         // sum of the pollers' work counts
   uint64_t yields = 0;
   uint64_t parks = 0;
-  uint64_t parked_ns = 0;    // time asleep on the futex, as asked (not measured)
+  uint64_t parked_ns = 0;  // time asleep on the futex, as asked (not measured)
 };
 
 class Agent {

@@ -8,16 +8,16 @@ namespace cohort::detail {
                               const char* msg) noexcept;
 }  // namespace cohort::detail
 
-#define COHORT_ASSERT(cond)                                                               \
-  do {                                                                                    \
-    if (__builtin_expect(!(cond), 0)) [[unlikely]]                                        \
-      ::cohort::detail::assert_fail(#cond, __FILE__, __LINE__, __func__, nullptr);        \
+#define COHORT_ASSERT(cond)                                                        \
+  do {                                                                             \
+    if (__builtin_expect(!(cond), 0)) [[unlikely]]                                 \
+      ::cohort::detail::assert_fail(#cond, __FILE__, __LINE__, __func__, nullptr); \
   } while (0)
 
-#define COHORT_ASSERT_MSG(cond, msg)                                                      \
-  do {                                                                                    \
-    if (__builtin_expect(!(cond), 0)) [[unlikely]]                                        \
-      ::cohort::detail::assert_fail(#cond, __FILE__, __LINE__, __func__, (msg));          \
+#define COHORT_ASSERT_MSG(cond, msg)                                             \
+  do {                                                                           \
+    if (__builtin_expect(!(cond), 0)) [[unlikely]]                               \
+      ::cohort::detail::assert_fail(#cond, __FILE__, __LINE__, __func__, (msg)); \
   } while (0)
 
 #ifdef NDEBUG

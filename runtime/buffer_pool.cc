@@ -24,8 +24,7 @@ Result<std::unique_ptr<BufferPool>> BufferPool::create(uint32_t count, uint32_t 
                                              std::to_string(kMaxBuffers));
   }
   if (buffer_size == 0 || buffer_size > kMaxBufferSize) {
-    return Error(Errc::kInvalidArgument, "buffer pool: buffer size " +
-                                             std::to_string(buffer_size) +
+    return Error(Errc::kInvalidArgument, "buffer pool: buffer size " + std::to_string(buffer_size) +
                                              " must be between 1 and " +
                                              std::to_string(kMaxBufferSize) + " bytes");
   }
@@ -34,8 +33,8 @@ Result<std::unique_ptr<BufferPool>> BufferPool::create(uint32_t count, uint32_t 
   const size_t bytes = static_cast<size_t>(count) * stride;
   if (bytes > kMaxPoolBytes) {
     return Error(Errc::kInvalidArgument,
-                 "buffer pool: " + std::to_string(count) + " buffers of " +
-                     std::to_string(stride) + " bytes need " + std::to_string(bytes >> 20) +
+                 "buffer pool: " + std::to_string(count) + " buffers of " + std::to_string(stride) +
+                     " bytes need " + std::to_string(bytes >> 20) +
                      " MiB, over the 64 GiB limit; lower the count or the buffer size");
   }
   // MAP_POPULATE touches every page now, so the data path never takes a first-touch fault.
@@ -50,8 +49,8 @@ Result<std::unique_ptr<BufferPool>> BufferPool::create(uint32_t count, uint32_t 
       new BufferPool(static_cast<std::byte*>(mem), bytes, count, buffer_size, stride));
 }
 
-BufferPool::BufferPool(std::byte* base, size_t mapped_bytes, uint32_t count,
-                       uint32_t buffer_size, uint32_t stride)
+BufferPool::BufferPool(std::byte* base, size_t mapped_bytes, uint32_t count, uint32_t buffer_size,
+                       uint32_t stride)
     : base_(base),
       mapped_bytes_(mapped_bytes),
       count_(count),
@@ -64,7 +63,9 @@ BufferPool::BufferPool(std::byte* base, size_t mapped_bytes, uint32_t count,
   for (uint32_t i = 0; i < count; ++i) free_stack_[i] = count - 1 - i;
 }
 
-BufferPool::~BufferPool() { munmap(base_, mapped_bytes_); }
+BufferPool::~BufferPool() {
+  munmap(base_, mapped_bytes_);
+}
 
 uint32_t BufferPool::get_burst(void** out, uint32_t n) noexcept {
   const uint32_t count = n < free_count_ ? n : free_count_;

@@ -45,7 +45,9 @@ inline constexpr size_t kConfigMaxListLength = 4096;
 
 // COHORT_* environment variables that are not config keys and so must not be refused as
 // unknown ones. Add a name here when some tool or test reads its own COHORT_ variable.
-inline constexpr std::array<std::string_view, 0> kConfigEnvAllowList{};
+// COHORT_BUILD_DIR and COHORT_LONG_TESTS are read by scripts/test and scripts/bench.
+inline constexpr std::array<std::string_view, 2> kConfigEnvAllowList{"COHORT_BUILD_DIR",
+                                                                     "COHORT_LONG_TESTS"};
 
 struct ConfigKey {
   std::string name;  // dotted, segments of [a-z0-9_] starting with a letter

@@ -30,10 +30,10 @@ const char* idle_kind_name(IdleKind kind) noexcept {
 
 Status validate(const IdleOptions& options) {
   if (options.min_park_ns == 0 || options.min_park_ns > options.max_park_ns) {
-    return Error(Errc::kInvalidArgument,
-                 "idle: min_park_ns " + std::to_string(options.min_park_ns) +
-                     " must be at least 1 and at most max_park_ns " +
-                     std::to_string(options.max_park_ns));
+    return Error(Errc::kInvalidArgument, "idle: min_park_ns " +
+                                             std::to_string(options.min_park_ns) +
+                                             " must be at least 1 and at most max_park_ns " +
+                                             std::to_string(options.max_park_ns));
   }
   if (options.max_park_ns > 1'000'000'000) {
     return Error(Errc::kInvalidArgument,
@@ -66,7 +66,9 @@ uint32_t Waker::prepare_wait() noexcept {
   return epoch_.load(std::memory_order_seq_cst);
 }
 
-void Waker::cancel_wait() noexcept { waiters_.fetch_sub(1, std::memory_order_relaxed); }
+void Waker::cancel_wait() noexcept {
+  waiters_.fetch_sub(1, std::memory_order_relaxed);
+}
 
 void Waker::wait(uint32_t epoch, uint64_t timeout_ns) noexcept {
   timespec ts{};
@@ -74,8 +76,8 @@ void Waker::wait(uint32_t epoch, uint64_t timeout_ns) noexcept {
   ts.tv_nsec = static_cast<long>(timeout_ns % 1'000'000'000);
   // Returns at once (EAGAIN) if the epoch already moved; EINTR and timeouts just return:
   // the poll loop rechecks its work either way.
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&epoch_), FUTEX_WAIT_PRIVATE, epoch, &ts,
-          nullptr, 0);
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&epoch_), FUTEX_WAIT_PRIVATE, epoch, &ts, nullptr,
+          0);
   waiters_.fetch_sub(1, std::memory_order_relaxed);
 }
 

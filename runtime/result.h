@@ -50,7 +50,8 @@ class [[nodiscard]] Result {
  public:
   static_assert(!std::is_same_v<std::remove_cv_t<T>, Error>, "Result<Error> is ambiguous");
 
-  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value)
+      : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
   Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
   bool ok() const noexcept { return state_.index() == 0; }
@@ -114,9 +115,8 @@ using Status = Result<void>;
 }  // namespace cohort
 
 // Returns early from a function returning Result<...> when `expr` (a Result) holds an error.
-#define COHORT_TRY(expr)                                   \
-  do {                                                     \
-    auto cohort_try_result_ = (expr);                      \
-    if (!cohort_try_result_.ok())                          \
-      return std::move(cohort_try_result_).error();        \
+#define COHORT_TRY(expr)                                                        \
+  do {                                                                          \
+    auto cohort_try_result_ = (expr);                                           \
+    if (!cohort_try_result_.ok()) return std::move(cohort_try_result_).error(); \
   } while (0)

@@ -56,8 +56,8 @@ void PairedPingPong(benchmark::State& state) {
   constexpr int kRoundTrips = 4000;  // ~0.2-1 ms a block
 
   Mode mode;
-  Line line;                 // RawLine: one line, both directions
-  Line ping;                 // TwoLine: one line per direction
+  Line line;  // RawLine: one line, both directions
+  Line ping;  // TwoLine: one line per direction
   Line pong;
   auto to_partner = std::move(SpscRing<uint64_t>::create(1024).value());
   auto to_main = std::move(SpscRing<uint64_t>::create(1024).value());

@@ -1,8 +1,8 @@
 // SPSC throughput of 8-byte items between the two cpus, in bursts of 1, 8 and 32: cohort's
 // SpscRing against DPDK's rte_ring in single-producer/single-consumer mode, same capacity,
 // same items, same burst sizes. Both hold the same number of items (rte_ring is given its
-// exact-size flag, since by default a ring of 1024 slots holds 1023). One iteration moves kBatch items and waits until the
-// consumer has them all, so the time covers delivery, not just enqueue.
+// exact-size flag, since by default a ring of 1024 slots holds 1023). One iteration moves kBatch
+// items and waits until the consumer has them all, so the time covers delivery, not just enqueue.
 #include <benchmark/benchmark.h>
 
 #include <atomic>
@@ -30,8 +30,11 @@ struct alignas(kCacheLine) Counter {
 
 // Ring adapters: the same driver below moves items through either ring.
 struct CohortRing {
-  std::unique_ptr<SpscRing<uint64_t>> ring = std::move(SpscRing<uint64_t>::create(kCapacity).value());
-  uint32_t enqueue(const uint64_t* items, uint32_t n) noexcept { return ring->enqueue_burst(items, n); }
+  std::unique_ptr<SpscRing<uint64_t>> ring =
+      std::move(SpscRing<uint64_t>::create(kCapacity).value());
+  uint32_t enqueue(const uint64_t* items, uint32_t n) noexcept {
+    return ring->enqueue_burst(items, n);
+  }
   uint32_t dequeue(uint64_t* out, uint32_t n) noexcept { return ring->dequeue_burst(out, n); }
 };
 

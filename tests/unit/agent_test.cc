@@ -16,8 +16,12 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-uint32_t returns_context(void* context) noexcept { return *static_cast<uint32_t*>(context); }
-uint32_t returns_zero(void*) noexcept { return 0; }
+uint32_t returns_context(void* context) noexcept {
+  return *static_cast<uint32_t*>(context);
+}
+uint32_t returns_zero(void*) noexcept {
+  return 0;
+}
 
 TEST(Agent, PollOnceSumsThePollersWork) {
   Agent agent("test", IdleOptions{});
@@ -157,7 +161,8 @@ TEST(Agent, ParkedPollerWakesPromptlyWhenWorkArrives) {
   for (uint64_t round = 1; round <= 10; ++round) {
     // Wait until the loop is parked (its park counter moved and it had time to sleep).
     const uint64_t parks_before = agent.stats().parks;
-    while (agent.stats().parks == parks_before) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    while (agent.stats().parks == parks_before)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     const int64_t sent_ns = Clock::now().time_since_epoch().count();
     ASSERT_TRUE(inbox.ring->try_enqueue(sent_ns));
@@ -171,7 +176,8 @@ TEST(Agent, ParkedPollerWakesPromptlyWhenWorkArrives) {
   }
   agent.request_stop();
   agent.join();
-  std::printf("worst wake-up latency over 10 parks: %.1f us\n", static_cast<double>(worst_ns) / 1e3);
+  std::printf("worst wake-up latency over 10 parks: %.1f us\n",
+              static_cast<double>(worst_ns) / 1e3);
   EXPECT_LT(worst_ns, 50'000'000);  // generous: 50 ms on a loaded 2-core CI machine
 }
 

@@ -195,6 +195,12 @@ TEST(Config, UnknownCohortEnvVarRefusedNamingIt) {
   EXPECT_THAT(config.error().message(), HasSubstr("kConfigEnvAllowList"));
 }
 
+TEST(Config, AllowListedCohortEnvVarsAreNotConfig) {
+  ConfigSources sources;
+  sources.env = {"COHORT_LONG_TESTS=1", "COHORT_BUILD_DIR=build"};
+  EXPECT_TRUE(Config::load(test_schema(), sources).ok());
+}
+
 TEST(Config, BadEnvValueRefusedNamingVariableAndKey) {
   ConfigSources sources;
   sources.env = {"COHORT_RUNTIME_SPIN_ITERATIONS=lots"};

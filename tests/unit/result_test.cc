@@ -9,7 +9,8 @@ namespace cohort {
 namespace {
 
 Result<int> parse_positive(int v) {
-  if (v <= 0) return Error(Errc::kInvalidArgument, "value " + std::to_string(v) + " is not positive");
+  if (v <= 0)
+    return Error(Errc::kInvalidArgument, "value " + std::to_string(v) + " is not positive");
   return v;
 }
 

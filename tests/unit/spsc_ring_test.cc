@@ -10,7 +10,8 @@ namespace cohort {
 namespace {
 
 TEST(SpscRing, RefusesCapacityThatIsNotAPowerOfTwo) {
-  for (uint64_t bad : {uint64_t{0}, uint64_t{1}, uint64_t{3}, uint64_t{1000}, kMaxRingCapacity * 2}) {
+  for (uint64_t bad :
+       {uint64_t{0}, uint64_t{1}, uint64_t{3}, uint64_t{1000}, kMaxRingCapacity * 2}) {
     auto r = SpscRing<uint64_t>::create(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_NE(r.error().message().find("power of two"), std::string::npos);
@@ -109,7 +110,9 @@ TEST(SpscRing, TwoThreadsEveryItemOnceInOrder) {
 TEST(SpscRing, TwoThreadsWideItemsAreNeverTorn) {
   run_two_threads<Record>(
       2'000'000, 64,
-      [](uint64_t i) { return Record{i, ~i * 0x9E3779B97F4A7C15ull, {}}; },
+      [](uint64_t i) {
+        return Record{i, ~i * 0x9E3779B97F4A7C15ull, {}};
+      },
       [](const Record& r, uint64_t expected) {
         return r.seq == expected && r.check == ~expected * 0x9E3779B97F4A7C15ull;
       });

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <thread>
@@ -120,18 +122,26 @@ TEST(Topology, PinToMissingCpuNamesTheAllowedCpus) {
   EXPECT_FALSE(topology.pin_current_thread(-1).ok());
 }
 
-TEST(Topology, PinToDisallowedCpuIsRefused) {
-  const Topology topology = make_topology();
-  int outside = -1;
-  for (int cpu : topology.all_cpus()) {
-    if (!topology.cpu_allowed(cpu)) outside = cpu;
-  }
-  if (outside < 0) GTEST_SKIP() << "every cpu is allowed; run under taskset to test this";
-  const Status pinned = topology.pin_current_thread(outside);
-  ASSERT_FALSE(pinned.ok());
-  EXPECT_EQ(pinned.error().code(), Errc::kUnavailable);
-  EXPECT_TRUE(contains(pinned.error().message(), allowed_phrase(topology)))
-      << pinned.error().message();
+// Narrows the affinity of a child process to one cpu, as taskset would, then builds the
+// topology there: every other cpu exists but is not allowed, and pinning to one is refused.
+int pin_outside_the_allowed_set(int keep, int outside) {
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(static_cast<size_t>(keep), &one);
+  if (sched_setaffinity(0, sizeof one, &one) != 0) return 2;
+  Result<Topology> topology = Topology::create();
+  if (!topology.ok() || topology->cpu_allowed(outside)) return 3;
+  const Status pinned = topology->pin_current_thread(outside);
+  if (pinned.ok() || pinned.error().code() != Errc::kUnavailable) return 4;
+  std::fprintf(stderr, "refused: %s\n", pinned.error().message().c_str());
+  return contains(pinned.error().message(), allowed_phrase(*topology)) ? 0 : 5;
+}
+
+TEST(TopologyDeathTest, PinToDisallowedCpuIsRefused) {
+  const std::vector<int> allowed = make_topology().allowed_cpus();
+  if (allowed.size() < 2) GTEST_SKIP() << "needs two allowed cpus to disallow one of them";
+  EXPECT_EXIT(std::exit(pin_outside_the_allowed_set(allowed[0], allowed[1])),
+              ::testing::ExitedWithCode(0), "refused: .*allowed");
 }
 
 TEST(Topology, FormatsCpuLists) {
