@@ -71,3 +71,15 @@ TEST(AssertDeathTest, AlwaysOnAssertAbortsWithTheExpression) {
 
 }  // namespace
 }  // namespace cohort
+
+// The public header's version and the build's (meson.build) must not drift apart.
+#include "cohort/version.h"
+#include "cohort_build_config.h"
+
+namespace cohort {
+namespace {
+TEST(Version, PublicHeaderMatchesTheBuild) {
+  EXPECT_STREQ(kVersion, COHORT_VERSION);
+}
+}  // namespace
+}  // namespace cohort
