@@ -1,0 +1,95 @@
+// The shared-memory layout of one member's file: a control page, then its log.
+//
+//   offset 0      ControlPage (4 KiB): identity, heartbeat, and this member's read
+//                 positions in every peer's log, one cache line each
+//   offset 4096   the log: capacity bytes (a power of two) of 8-byte aligned records
+//
+// The owner maps its file read-write; peers map it read-only. So a reader publishes how far
+// it has read a peer's log in its *own* control page, and the peer (the writer) reads it
+// from there. Everything another process reads is validated before use (DESIGN.md,
+// principle 6); see NOTES.md beside this file for the record protocol.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime/cache_line.h"
+#include "transport/transport.h"
+
+namespace cohort::transport::shm {
+
+inline constexpr uint64_t kFileMagic = 0x4d53545248434f43ull;  // "COHRTSM" + 'M', little-endian
+inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr size_t kControlPageBytes = 4096;
+// 16, the header size: every record starts on a 16-byte boundary, so a header always fits
+// before the end of the log and never straddles the wrap.
+inline constexpr uint32_t kRecordAlign = 16;
+
+// Owner's lifecycle, in ControlPage::state.
+enum MemberState : uint32_t {
+  kStateCreating = 0,  // the file exists but its fields are not all written yet
+  kStateActive = 1,    // readable; the owner is running
+  kStateLeft = 2,      // the owner left cleanly; the file is about to go
+};
+
+struct alignas(kCacheLine) PositionSlot {
+  // How far this member has read the log of the member at this slot's index; written only by
+  // the owner of the page, with release after it finished with the records below it.
+  std::atomic<uint64_t> position{0};
+};
+
+struct ControlPage {
+  // Line 0: identity, written once before state becomes kStateActive.
+  uint64_t magic;
+  uint32_t version;
+  uint32_t member;
+  uint64_t group_hash;   // FNV-1a of the group name: a file of another group is refused
+  uint64_t incarnation;  // random per start: tells a restarted member from its old self
+  int32_t pid;           // for people and tools; liveness is the flock on the file (NOTES.md)
+  uint32_t reserved0;
+  uint64_t log_capacity;
+  std::atomic<uint32_t> state;
+  uint32_t reserved1;
+  // Line 1: liveness, bumped by the owner's control core.
+  alignas(kCacheLine) std::atomic<uint64_t> heartbeat;
+  // Line 2: the writer's committed position, for stats and tools (readers poll records).
+  alignas(kCacheLine) std::atomic<uint64_t> committed;
+  // Lines 3..: this member's read position in each peer's log.
+  PositionSlot read_positions[kMaxMembers];
+};
+
+static_assert(sizeof(ControlPage) <= kControlPageBytes, "the control page must fit in a page");
+static_assert(offsetof(ControlPage, heartbeat) == kCacheLine);
+static_assert(offsetof(ControlPage, read_positions) % kCacheLine == 0);
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+
+// Every record starts with this header at a kRecordAlign-aligned position.
+struct RecordHeader {
+  // Total bytes of the record (header + payload, before alignment). Written last, with
+  // release: nonzero means the record is complete. Zero means "nothing here yet".
+  std::atomic<uint32_t> length;
+  uint16_t type;
+  uint16_t reserved;
+  uint64_t position;  // the record's own log position: a reader checks it against its own
+};
+
+static_assert(sizeof(RecordHeader) == 16);
+static_assert(offsetof(RecordHeader, position) == 8);
+
+inline constexpr uint64_t align_up(uint64_t n, uint64_t a) noexcept {
+  return (n + a - 1) & ~(a - 1);
+}
+
+// FNV-1a, 64 bits: a stable hash of the group name for the control page.
+inline uint64_t group_hash(const char* name) noexcept {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const char* p = name; *p != '\0'; ++p) {
+    h ^= static_cast<unsigned char>(*p);
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+}  // namespace cohort::transport::shm

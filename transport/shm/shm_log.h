@@ -1,0 +1,232 @@
+// The data path of the shm transport: the writer's publication and a reader's subscription
+// over one member's log. Everything here is inline, noexcept, allocation-free and lock-free;
+// the setup (files, mappings, validation of peers) is in shm_setup.cc.
+//
+// Record protocol (NOTES.md): a record's header length is written last with release; before
+// that, the writer zeroes the header at the position after the record, so a reader that
+// moves on from a record finds either zero (nothing yet) or a complete newer record, never a
+// leftover from an earlier lap. The writer keeps one header's worth of headroom free for that
+// zero.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "runtime/assert.h"
+#include "transport/shm/shm_layout.h"
+#include "transport/transport.h"
+
+namespace cohort::transport::shm {
+
+class ShmPublication {
+ public:
+  ShmPublication() = default;
+  ShmPublication(std::byte* log, uint64_t capacity, ControlPage* own) noexcept
+      : log_(log), capacity_(capacity), mask_(capacity - 1), own_(own) {}
+
+  // Reserves room for a record of `length` payload bytes. On kOk, write out->data and then
+  // commit(*out). One claim at a time.
+  ClaimStatus try_claim(uint32_t length, uint16_t type, Claim* out) noexcept {
+    COHORT_DASSERT(!claimed_);
+    if (closed_) [[unlikely]]
+      return ClaimStatus::kClosed;
+    if (length > max_record_bytes()) return ClaimStatus::kTooLarge;
+    const uint64_t record_bytes = align_up(sizeof(RecordHeader) + length, kRecordAlign);
+    const uint64_t offset = tail_ & mask_;
+    const uint64_t pad = offset + record_bytes > capacity_ ? capacity_ - offset : 0;
+    // The record, any padding before it, and one header of headroom for the zero marker.
+    const uint64_t needed = pad + record_bytes + sizeof(RecordHeader);
+    if (tail_ + needed > limit_ && !refresh_limit(tail_ + needed)) {
+      ++stats_.back_pressure;
+      return ClaimStatus::kBackPressure;
+    }
+    if (pad != 0) write_padding(pad);
+    RecordHeader& h = header(tail_);
+    COHORT_DASSERT(h.length.load(std::memory_order_relaxed) == 0);
+    h.type = type;
+    h.reserved = 0;
+    h.position = tail_;
+    out->data = reinterpret_cast<std::byte*>(&h) + sizeof(RecordHeader);
+    out->length = length;
+    out->position = tail_;
+    out->type = type;
+    out->reserved_bytes = static_cast<uint32_t>(record_bytes);
+    claimed_ = true;
+    return ClaimStatus::kOk;
+  }
+
+  // Makes a claimed record visible to every reader.
+  void commit(const Claim& claim) noexcept {
+    COHORT_DASSERT(claimed_ && claim.position == tail_);
+    const uint64_t next = tail_ + claim.reserved_bytes;
+    // relaxed: ordered before the readers can see it by the release store just below.
+    header(next).length.store(0, std::memory_order_relaxed);
+    // release: pairs with the acquire load of length in ShmSubscription::poll(); the payload,
+    // the header fields and the zero above are visible before the record is.
+    header(tail_).length.store(static_cast<uint32_t>(sizeof(RecordHeader) + claim.length),
+                               std::memory_order_release);
+    tail_ = next;
+    claimed_ = false;
+    ++stats_.records;
+    stats_.bytes += claim.length;
+    // relaxed: for tools and stats only; readers poll the records themselves.
+    own_->committed.store(tail_, std::memory_order_relaxed);
+  }
+
+  uint64_t position() const noexcept { return tail_; }
+  uint64_t capacity() const noexcept { return capacity_; }
+  // A quarter of the log: big enough for any message cohort sends in one record, small
+  // enough that one record never holds the whole log hostage.
+  uint32_t max_record_bytes() const noexcept {
+    return static_cast<uint32_t>(capacity_ / 4 - sizeof(RecordHeader));
+  }
+
+  // The readers the writer waits for. A reader expected but not yet attached counts as
+  // position 0, so the writer cannot lap it before it arrives.
+  void expect_reader(MemberId m) noexcept {
+    COHORT_ASSERT(m < kMaxMembers);
+    expected_ |= 1u << m;
+  }
+  void attach_reader(MemberId m, const ControlPage* page, MemberId self) noexcept {
+    COHORT_ASSERT(m < kMaxMembers);
+    readers_[m] = &page->read_positions[self];
+  }
+  // The hook for the membership layer: stop counting a reader that was declared gone, so a
+  // dead reader cannot hold the writer back forever.
+  void remove_reader(MemberId m) noexcept {
+    COHORT_ASSERT(m < kMaxMembers);
+    expected_ &= ~(1u << m);
+    readers_[m] = nullptr;
+  }
+  bool counts_reader(MemberId m) const noexcept { return (expected_ >> m) & 1u; }
+
+  // The slowest live reader's position; the writer may write up to it plus the capacity.
+  uint64_t min_reader_position() const noexcept {
+    uint64_t min = tail_;
+    for (uint32_t bits = expected_; bits != 0; bits &= bits - 1) {
+      const auto m = static_cast<uint32_t>(__builtin_ctz(bits));
+      // acquire: pairs with the release store of the reader's position in
+      // ShmSubscription::release(); it finished with every record below that position.
+      const uint64_t p =
+          readers_[m] != nullptr ? readers_[m]->position.load(std::memory_order_acquire) : 0;
+      if (p < min) min = p;
+    }
+    return min;
+  }
+
+  void close() noexcept { closed_ = true; }
+
+  struct Stats {
+    uint64_t records = 0;
+    uint64_t bytes = 0;
+    uint64_t back_pressure = 0;  // claims refused because the log was full
+    uint64_t paddings = 0;
+  };
+  const Stats& stats() const noexcept { return stats_; }
+
+ private:
+  RecordHeader& header(uint64_t position) noexcept {
+    return *reinterpret_cast<RecordHeader*>(log_ + (position & mask_));
+  }
+
+  bool refresh_limit(uint64_t want) noexcept {
+    limit_ = min_reader_position() + capacity_;
+    return want <= limit_;
+  }
+
+  void write_padding(uint64_t pad) noexcept {
+    RecordHeader& h = header(tail_);
+    h.type = kRecordPadding;
+    h.reserved = 0;
+    h.position = tail_;
+    header(tail_ + pad).length.store(0, std::memory_order_relaxed);  // see commit()
+    // release: pairs with the acquire in ShmSubscription::poll(), as in commit().
+    h.length.store(static_cast<uint32_t>(pad), std::memory_order_release);
+    tail_ += pad;
+    ++stats_.paddings;
+  }
+
+  std::byte* log_ = nullptr;
+  uint64_t capacity_ = 0;
+  uint64_t mask_ = 0;
+  ControlPage* own_ = nullptr;
+  uint64_t tail_ = 0;
+  uint64_t limit_ = 0;  // cached: min reader position + capacity, refreshed when reached
+  uint32_t expected_ = 0;
+  const PositionSlot* readers_[kMaxMembers] = {};
+  bool claimed_ = false;
+  bool closed_ = false;
+  Stats stats_;
+};
+
+// Why a subscription stopped reading a log it found malformed.
+enum class LogFault : uint8_t { kNone, kBadLength, kBadPosition, kBadPadding };
+const char* log_fault_name(LogFault fault) noexcept;
+
+class ShmSubscription {
+ public:
+  ShmSubscription() = default;
+  ShmSubscription(const std::byte* log, uint64_t capacity, PositionSlot* my_position) noexcept
+      : log_(log), capacity_(capacity), mask_(capacity - 1), my_position_(my_position) {}
+
+  // Hands out up to max complete records after the last one polled; their views stay valid
+  // until release(). Padding is skipped. A malformed record stops this subscription for good
+  // (fault() says why): the bytes come from another process and are not trusted.
+  uint32_t poll(RecordView* out, uint32_t max) noexcept {
+    uint32_t n = 0;
+    uint64_t pos = polled_;
+    while (n < max && fault_ == LogFault::kNone) {
+      const uint64_t offset = pos & mask_;
+      const auto& h = *reinterpret_cast<const RecordHeader*>(log_ + offset);
+      // acquire: pairs with the release store of length in ShmPublication::commit().
+      const uint32_t length = h.length.load(std::memory_order_acquire);
+      if (length == 0) break;
+      const uint64_t record_bytes = align_up(length, kRecordAlign);
+      if (length < sizeof(RecordHeader) && h.type != kRecordPadding) {
+        fault_ = LogFault::kBadLength;
+      } else if (record_bytes > capacity_ - offset || record_bytes > capacity_ / 2) {
+        fault_ = LogFault::kBadLength;
+      } else if (h.position != pos) {
+        fault_ = LogFault::kBadPosition;
+      } else if (h.type == kRecordPadding) {
+        if (offset + record_bytes != capacity_)
+          fault_ = LogFault::kBadPadding;
+        else
+          pos += record_bytes;
+      } else {
+        out[n++] = RecordView{
+            pos, h.type, {log_ + offset + sizeof(RecordHeader), length - sizeof(RecordHeader)}};
+        pos += record_bytes;
+      }
+    }
+    polled_ = pos;
+    return n;
+  }
+
+  // Gives back every record polled so far, publishing the position to the writer.
+  void release() noexcept {
+    if (polled_ == released_) return;
+    released_ = polled_;
+    // release: pairs with the acquire load in ShmPublication::min_reader_position(); our reads
+    // of the records below this position are done before the writer may reuse their bytes.
+    my_position_->position.store(released_, std::memory_order_release);
+  }
+
+  uint64_t position() const noexcept { return polled_; }
+  LogFault fault() const noexcept { return fault_; }
+  bool attached() const noexcept { return log_ != nullptr; }
+
+ private:
+  const std::byte* log_ = nullptr;
+  uint64_t capacity_ = 0;
+  uint64_t mask_ = 0;
+  PositionSlot* my_position_ = nullptr;
+  uint64_t polled_ = 0;
+  uint64_t released_ = 0;
+  LogFault fault_ = LogFault::kNone;
+};
+
+static_assert(LogPublication<ShmPublication>);
+static_assert(LogSubscription<ShmSubscription>);
+
+}  // namespace cohort::transport::shm
