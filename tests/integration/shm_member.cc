@@ -165,7 +165,7 @@ int main(int argc, char** argv) {
     bool all_read = true;
     for (MemberId p = 0; p < t.members(); ++p) {
       if (done_with[p]) continue;
-      ShmSubscription* sub = t.subscription(p);
+      LogReader* sub = t.subscription(p);
       if (sub == nullptr) {
         done_with[p] = true;  // declared gone
         continue;

@@ -23,10 +23,10 @@ struct LocalLog {
         writer_page(new (mem.get()) ControlPage()),
         reader_page(new (mem.get() + kControlPageBytes) ControlPage()),
         log(mem.get() + 2 * kControlPageBytes),
-        pub(log, capacity, writer_page),
-        sub(log, capacity, &reader_page->read_positions[0]) {
+        pub(log, capacity, &writer_page->committed),
+        sub(log, capacity, &reader_page->read_positions[0].position) {
     pub.expect_reader(1);
-    pub.attach_reader(1, reader_page, 0);
+    pub.attach_reader(1, &reader_page->read_positions[0].position);
   }
   struct Free {
     void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t{64}); }
@@ -35,8 +35,8 @@ struct LocalLog {
   ControlPage* writer_page;
   ControlPage* reader_page;
   std::byte* log;
-  ShmPublication pub;
-  ShmSubscription sub;
+  LogWriter pub;
+  LogReader sub;
 
   bool append(uint32_t size, uint8_t fill) {
     Claim c;
@@ -90,6 +90,20 @@ TEST(ShmLog, WriterNeverOverwritesWhatTheReaderHolds) {
   }
   l.pub.remove_reader(1);
   EXPECT_TRUE(l.append(1000, 0));
+}
+
+// A replica rebuilt from frames is read only up to its contiguous received position.
+TEST(ShmLog, ReaderStopsAtTheLimit) {
+  LocalLog l(64 << 10);
+  ASSERT_TRUE(l.append(100, 1));  // 128 bytes with its header, aligned
+  ASSERT_TRUE(l.append(100, 2));
+  ASSERT_TRUE(l.append(100, 3));
+  RecordView v[4];
+  EXPECT_EQ(l.sub.poll(v, 4, 8), 0u);    // not even a header
+  EXPECT_EQ(l.sub.poll(v, 4, 200), 1u);  // the second record has only partly arrived
+  EXPECT_EQ(l.sub.poll(v, 4, 256), 1u);
+  EXPECT_EQ(l.sub.poll(v, 4, ~uint64_t{0}), 1u);
+  EXPECT_EQ(l.sub.fault(), LogFault::kNone);
 }
 
 TEST(ShmLog, RefusesRecordsLargerThanAQuarterOfTheLog) {
@@ -205,7 +219,7 @@ TEST(ShmTransport, TwoMembersExchangeRecordsAndControlDatagrams) {
   std::memcpy(c.data, "hello", 5);
   (*a)->publication().commit(c);
   RecordView v[2];
-  ShmSubscription* from_a = (*b)->subscription(0);
+  LogReader* from_a = (*b)->subscription(0);
   ASSERT_NE(from_a, nullptr);
   ASSERT_EQ(from_a->poll(v, 2), 1u);
   EXPECT_EQ(v[0].type, kRecordUser + 1);

@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "runtime/cache_line.h"
+#include "transport/log/log_format.h"
 #include "transport/transport.h"
 
 namespace cohort::transport::shm {
@@ -22,9 +23,6 @@ namespace cohort::transport::shm {
 inline constexpr uint64_t kFileMagic = 0x4d53545248434f43ull;  // "COHRTSM" + 'M', little-endian
 inline constexpr uint32_t kLayoutVersion = 1;
 inline constexpr size_t kControlPageBytes = 4096;
-// 16, the header size: every record starts on a 16-byte boundary, so a header always fits
-// before the end of the log and never straddles the wrap.
-inline constexpr uint32_t kRecordAlign = 16;
 
 // Owner's lifecycle, in ControlPage::state.
 enum MemberState : uint32_t {
@@ -64,23 +62,6 @@ static_assert(offsetof(ControlPage, heartbeat) == kCacheLine);
 static_assert(offsetof(ControlPage, read_positions) % kCacheLine == 0);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
-
-// Every record starts with this header at a kRecordAlign-aligned position.
-struct RecordHeader {
-  // Total bytes of the record (header + payload, before alignment). Written last, with
-  // release: nonzero means the record is complete. Zero means "nothing here yet".
-  std::atomic<uint32_t> length;
-  uint16_t type;
-  uint16_t reserved;
-  uint64_t position;  // the record's own log position: a reader checks it against its own
-};
-
-static_assert(sizeof(RecordHeader) == 16);
-static_assert(offsetof(RecordHeader, position) == 8);
-
-inline constexpr uint64_t align_up(uint64_t n, uint64_t a) noexcept {
-  return (n + a - 1) & ~(a - 1);
-}
 
 // FNV-1a, 64 bits: a stable hash of the group name for the control page.
 inline uint64_t group_hash(const char* name) noexcept {

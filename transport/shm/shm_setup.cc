@@ -188,7 +188,7 @@ Status ShmTransport::create_own_file() {
   own_page_->log_capacity = options_.log_bytes;
   // release: pairs with the acquire load of state in try_attach(); the fields above first.
   own_page_->state.store(kStateActive, std::memory_order_release);
-  publication_ = ShmPublication(own_map_ + kControlPageBytes, options_.log_bytes, own_page_);
+  publication_ = LogWriter(own_map_ + kControlPageBytes, options_.log_bytes, &own_page_->committed);
 
   // Publish under the final name only now, complete. link() refuses an existing name, so two
   // live processes can never both own one member id.
@@ -296,8 +296,9 @@ Result<bool> ShmTransport::try_attach(MemberId peer) {
     p = Peer{};
     return false;  // leaving, or a leftover: try again later
   }
-  publication_.attach_reader(peer, p.page, options_.self);
-  subs_[peer] = ShmSubscription(p.map + kControlPageBytes, cap, &own_page_->read_positions[peer]);
+  publication_.attach_reader(peer, &p.page->read_positions[options_.self].position);
+  subs_[peer] =
+      LogReader(p.map + kControlPageBytes, cap, &own_page_->read_positions[peer].position);
   return true;
 }
 
@@ -358,7 +359,7 @@ void ShmTransport::declare_gone(MemberId peer) noexcept {
   if (peer >= kMaxMembers || peer == options_.self) return;
   Peer& p = peers_[peer];
   publication_.remove_reader(peer);
-  subs_[peer] = ShmSubscription();
+  subs_[peer] = LogReader();
   if (p.map != nullptr) {
     munmap(p.map, p.bytes);
     close(p.fd);
@@ -389,7 +390,7 @@ void ShmTransport::leave() {
       close(peers_[m].fd);
     }
     peers_[m] = Peer{};
-    subs_[m] = ShmSubscription();
+    subs_[m] = LogReader();
   }
   if (own_map_ != nullptr) munmap(own_map_, map_bytes_);
   own_map_ = nullptr;

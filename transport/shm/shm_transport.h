@@ -5,7 +5,7 @@
 // where <dir> is /dev/shm/cohort-<uid> unless configured otherwise.
 //
 // Setup (create, attach_peers, leave) runs on the control path and returns Result; the data
-// path (publication(), subscription()) is in shm_log.h. One thread owns the data path;
+// path (publication(), subscription()) is in transport/log/log.h. One thread owns the data path;
 // the control channel and liveness calls belong to the control core.
 #pragma once
 
@@ -17,7 +17,8 @@
 #include <string>
 
 #include "runtime/result.h"
-#include "transport/shm/shm_log.h"
+#include "transport/log/log.h"
+#include "transport/shm/shm_layout.h"
 #include "transport/transport.h"
 
 namespace cohort::transport::shm {
@@ -50,9 +51,9 @@ class ShmTransport {
   Result<uint32_t> try_attach_peers();
   Status attach_peers(uint64_t timeout_ms);
 
-  ShmPublication& publication() noexcept { return publication_; }
+  LogWriter& publication() noexcept { return publication_; }
   // nullptr for self, for a peer not attached yet, and for a peer declared gone.
-  ShmSubscription* subscription(MemberId peer) noexcept {
+  LogReader* subscription(MemberId peer) noexcept {
     return peer < kMaxMembers && subs_[peer].attached() ? &subs_[peer] : nullptr;
   }
 
@@ -97,7 +98,7 @@ class ShmTransport {
   std::byte* own_map_ = nullptr;
   size_t map_bytes_ = 0;
   ControlPage* own_page_ = nullptr;
-  ShmPublication publication_;
+  LogWriter publication_;
 
   struct Peer {
     std::byte* map = nullptr;
@@ -108,7 +109,7 @@ class ShmTransport {
     bool gone = false;
   };
   Peer peers_[kMaxMembers];
-  ShmSubscription subs_[kMaxMembers];
+  LogReader subs_[kMaxMembers];
 
   int sock_fd_ = -1;
   std::string peer_sock_paths_[kMaxMembers];

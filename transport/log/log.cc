@@ -1,6 +1,6 @@
-#include "transport/shm/shm_log.h"
+#include "transport/log/log.h"
 
-namespace cohort::transport::shm {
+namespace cohort::transport {
 
 const char* log_fault_name(LogFault fault) noexcept {
   switch (fault) {
@@ -12,4 +12,4 @@ const char* log_fault_name(LogFault fault) noexcept {
   return "unknown";
 }
 
-}  // namespace cohort::transport::shm
+}  // namespace cohort::transport

@@ -1,6 +1,13 @@
-// The data path of the shm transport: the writer's publication and a reader's subscription
-// over one member's log. Everything here is inline, noexcept, allocation-free and lock-free;
-// the setup (files, mappings, validation of peers) is in shm_setup.cc.
+// The data path of every log: LogWriter appends records to a ring of bytes (a member's
+// publication), LogReader reads them back (a subscription). Both are transport-neutral: the
+// shm transport puts the ring in a shared file, and a datagram transport puts the writer's
+// ring in private memory and rebuilds a replica of it at each reader. Everything here is
+// inline, noexcept, allocation-free and lock-free; transports do their setup elsewhere.
+//
+// Reader positions: each reader publishes how far it has released in a 64-bit word that the
+// writer can read (shm: in the reader's control page; datagram transports: a word the
+// network code updates from the reader's status frames). The writer never overwrites bytes
+// below the minimum over the readers it counts.
 //
 // Record protocol (NOTES.md): a record's header length is written last with release; before
 // that, the writer zeroes the header at the position after the record, so a reader that
@@ -13,16 +20,17 @@
 #include <cstdint>
 
 #include "runtime/assert.h"
-#include "transport/shm/shm_layout.h"
+#include "transport/log/log_format.h"
 #include "transport/transport.h"
 
-namespace cohort::transport::shm {
+namespace cohort::transport {
 
-class ShmPublication {
+class LogWriter {
  public:
-  ShmPublication() = default;
-  ShmPublication(std::byte* log, uint64_t capacity, ControlPage* own) noexcept
-      : log_(log), capacity_(capacity), mask_(capacity - 1), own_(own) {}
+  LogWriter() = default;
+  // `committed`, when given, receives the committed position after each commit, for tools.
+  LogWriter(std::byte* log, uint64_t capacity, std::atomic<uint64_t>* committed) noexcept
+      : log_(log), capacity_(capacity), mask_(capacity - 1), committed_(committed) {}
 
   // Reserves room for a record of `length` payload bytes. On kOk, write out->data and then
   // commit(*out). One claim at a time.
@@ -61,7 +69,7 @@ class ShmPublication {
     const uint64_t next = tail_ + claim.reserved_bytes;
     // relaxed: ordered before the readers can see it by the release store just below.
     header(next).length.store(0, std::memory_order_relaxed);
-    // release: pairs with the acquire load of length in ShmSubscription::poll(); the payload,
+    // release: pairs with the acquire load of length in LogReader::poll(); the payload,
     // the header fields and the zero above are visible before the record is.
     header(tail_).length.store(static_cast<uint32_t>(sizeof(RecordHeader) + claim.length),
                                std::memory_order_release);
@@ -70,7 +78,7 @@ class ShmPublication {
     ++stats_.records;
     stats_.bytes += claim.length;
     // relaxed: for tools and stats only; readers poll the records themselves.
-    own_->committed.store(tail_, std::memory_order_relaxed);
+    if (committed_ != nullptr) committed_->store(tail_, std::memory_order_relaxed);
   }
 
   uint64_t position() const noexcept { return tail_; }
@@ -87,9 +95,10 @@ class ShmPublication {
     COHORT_ASSERT(m < kMaxMembers);
     expected_ |= 1u << m;
   }
-  void attach_reader(MemberId m, const ControlPage* page, MemberId self) noexcept {
+  // `position` is the reader's published position in this log.
+  void attach_reader(MemberId m, const std::atomic<uint64_t>* position) noexcept {
     COHORT_ASSERT(m < kMaxMembers);
-    readers_[m] = &page->read_positions[self];
+    readers_[m] = position;
   }
   // The hook for the membership layer: stop counting a reader that was declared gone, so a
   // dead reader cannot hold the writer back forever.
@@ -106,9 +115,8 @@ class ShmPublication {
     for (uint32_t bits = expected_; bits != 0; bits &= bits - 1) {
       const auto m = static_cast<uint32_t>(__builtin_ctz(bits));
       // acquire: pairs with the release store of the reader's position in
-      // ShmSubscription::release(); it finished with every record below that position.
-      const uint64_t p =
-          readers_[m] != nullptr ? readers_[m]->position.load(std::memory_order_acquire) : 0;
+      // LogReader::release(); it finished with every record below that position.
+      const uint64_t p = readers_[m] != nullptr ? readers_[m]->load(std::memory_order_acquire) : 0;
       if (p < min) min = p;
     }
     return min;
@@ -140,7 +148,7 @@ class ShmPublication {
     h.reserved = 0;
     h.position = tail_;
     header(tail_ + pad).length.store(0, std::memory_order_relaxed);  // see commit()
-    // release: pairs with the acquire in ShmSubscription::poll(), as in commit().
+    // release: pairs with the acquire in LogReader::poll(), as in commit().
     h.length.store(static_cast<uint32_t>(pad), std::memory_order_release);
     tail_ += pad;
     ++stats_.paddings;
@@ -149,11 +157,11 @@ class ShmPublication {
   std::byte* log_ = nullptr;
   uint64_t capacity_ = 0;
   uint64_t mask_ = 0;
-  ControlPage* own_ = nullptr;
+  std::atomic<uint64_t>* committed_ = nullptr;
   uint64_t tail_ = 0;
   uint64_t limit_ = 0;  // cached: min reader position + capacity, refreshed when reached
   uint32_t expected_ = 0;
-  const PositionSlot* readers_[kMaxMembers] = {};
+  const std::atomic<uint64_t>* readers_[kMaxMembers] = {};
   bool claimed_ = false;
   bool closed_ = false;
   Stats stats_;
@@ -163,22 +171,26 @@ class ShmPublication {
 enum class LogFault : uint8_t { kNone, kBadLength, kBadPosition, kBadPadding };
 const char* log_fault_name(LogFault fault) noexcept;
 
-class ShmSubscription {
+class LogReader {
  public:
-  ShmSubscription() = default;
-  ShmSubscription(const std::byte* log, uint64_t capacity, PositionSlot* my_position) noexcept
+  LogReader() = default;
+  LogReader(const std::byte* log, uint64_t capacity, std::atomic<uint64_t>* my_position) noexcept
       : log_(log), capacity_(capacity), mask_(capacity - 1), my_position_(my_position) {}
 
   // Hands out up to max complete records after the last one polled; their views stay valid
   // until release(). Padding is skipped. A malformed record stops this subscription for good
   // (fault() says why): the bytes come from another process and are not trusted.
-  uint32_t poll(RecordView* out, uint32_t max) noexcept {
+  uint32_t poll(RecordView* out, uint32_t max) noexcept { return poll(out, max, ~uint64_t{0}); }
+
+  // The same, reading nothing at or past `limit`: for a replica rebuilt from frames, where
+  // the bytes past the contiguous received position may be stale or out of order.
+  uint32_t poll(RecordView* out, uint32_t max, uint64_t limit) noexcept {
     uint32_t n = 0;
     uint64_t pos = polled_;
-    while (n < max && fault_ == LogFault::kNone) {
+    while (n < max && fault_ == LogFault::kNone && pos + sizeof(RecordHeader) <= limit) {
       const uint64_t offset = pos & mask_;
       const auto& h = *reinterpret_cast<const RecordHeader*>(log_ + offset);
-      // acquire: pairs with the release store of length in ShmPublication::commit().
+      // acquire: pairs with the release store of length in LogWriter::commit().
       const uint32_t length = h.length.load(std::memory_order_acquire);
       if (length == 0) break;
       const uint64_t record_bytes = align_up(length, kRecordAlign);
@@ -188,6 +200,8 @@ class ShmSubscription {
         fault_ = LogFault::kBadLength;
       } else if (h.position != pos) {
         fault_ = LogFault::kBadPosition;
+      } else if (pos + length > limit) {
+        break;  // the header is here but not all of the record has arrived yet
       } else if (h.type == kRecordPadding) {
         if (offset + record_bytes != capacity_)
           fault_ = LogFault::kBadPadding;
@@ -207,9 +221,9 @@ class ShmSubscription {
   void release() noexcept {
     if (polled_ == released_) return;
     released_ = polled_;
-    // release: pairs with the acquire load in ShmPublication::min_reader_position(); our reads
+    // release: pairs with the acquire load in LogWriter::min_reader_position(); our reads
     // of the records below this position are done before the writer may reuse their bytes.
-    my_position_->position.store(released_, std::memory_order_release);
+    my_position_->store(released_, std::memory_order_release);
   }
 
   uint64_t position() const noexcept { return polled_; }
@@ -220,13 +234,13 @@ class ShmSubscription {
   const std::byte* log_ = nullptr;
   uint64_t capacity_ = 0;
   uint64_t mask_ = 0;
-  PositionSlot* my_position_ = nullptr;
+  std::atomic<uint64_t>* my_position_ = nullptr;
   uint64_t polled_ = 0;
   uint64_t released_ = 0;
   LogFault fault_ = LogFault::kNone;
 };
 
-static_assert(LogPublication<ShmPublication>);
-static_assert(LogSubscription<ShmSubscription>);
+static_assert(LogPublication<LogWriter>);
+static_assert(LogSubscription<LogReader>);
 
-}  // namespace cohort::transport::shm
+}  // namespace cohort::transport
