@@ -20,7 +20,7 @@
 #include <optional>
 #include <vector>
 
-#include "bench/micro/partner.h"
+#include "bench/common/partner.h"
 #include "runtime/spsc_ring.h"
 
 #ifdef COHORT_BENCH_RTE_RING

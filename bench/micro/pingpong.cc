@@ -12,7 +12,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "bench/micro/partner.h"
+#include "bench/common/partner.h"
 #include "runtime/spsc_ring.h"
 
 namespace cohort::bench {

@@ -11,7 +11,7 @@
 #include <memory>
 #include <optional>
 
-#include "bench/micro/partner.h"
+#include "bench/common/partner.h"
 #include "runtime/spsc_ring.h"
 
 #ifdef COHORT_BENCH_RTE_RING
