@@ -9,21 +9,17 @@
 // network code updates from the reader's status frames). The writer never overwrites bytes
 // below the minimum over the readers it counts.
 //
-// Record protocol (NOTES.md): a record's header length is written last with release. Every
-// byte from the writer's position up to its zero frontier is zero, and the frontier is at
-// least one header past the end of any record before that record is sealed; so a reader that
+// Record protocol (NOTES.md): a record's header length is written last with release; before
+// that, the writer zeroes the header at the position after the record, so a reader that
 // moves on from a record finds either zero (nothing yet) or a complete newer record, never a
-// leftover from an earlier lap. The writer moves the frontier ahead a few lines after each
-// commit, through bytes every reader has released, so the zeroing stays off the path between
-// a commit and the reader that waits for it.
+// leftover from an earlier lap. The writer keeps one header's worth of headroom free for that
+// zero.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <cstring>
 
 #include "runtime/assert.h"
-#include "runtime/cache_line.h"
 #include "transport/log/log_format.h"
 #include "transport/transport.h"
 
@@ -33,13 +29,8 @@ class LogWriter {
  public:
   LogWriter() = default;
   // `committed`, when given, receives the committed position after each commit, for tools.
-  // The ring must be all zero when the writer starts (a new file or fresh memory).
   LogWriter(std::byte* log, uint64_t capacity, std::atomic<uint64_t>* committed) noexcept
-      : log_(log),
-        capacity_(capacity),
-        mask_(capacity - 1),
-        committed_(committed),
-        zeroed_(capacity) {}
+      : log_(log), capacity_(capacity), mask_(capacity - 1), committed_(committed) {}
 
   // Reserves room for a record of `length` payload bytes. On kOk, write out->data and then
   // commit(*out). One claim at a time.
@@ -57,8 +48,6 @@ class LogWriter {
       ++stats_.back_pressure;
       return ClaimStatus::kBackPressure;
     }
-    // Rare: a record larger than the zeroing done after the last commits.
-    if (tail_ + needed > zeroed_) zero_until(tail_ + needed);
     if (pad != 0) write_padding(pad);
     RecordHeader& h = header(tail_);
     COHORT_DASSERT(h.length.load(std::memory_order_relaxed) == 0);
@@ -78,19 +67,13 @@ class LogWriter {
   void commit(const Claim& claim) noexcept {
     COHORT_DASSERT(claimed_ && claim.position == tail_);
     const uint64_t next = tail_ + claim.reserved_bytes;
-    COHORT_DASSERT(zeroed_ >= next + sizeof(RecordHeader));
-    // release: pairs with the acquire load of length in LogReader::poll(); the payload, the
-    // header fields and the zeroes at and after `next` are visible before the record is.
+    // relaxed: ordered before the readers can see it by the release store just below.
+    header(next).length.store(0, std::memory_order_relaxed);
+    // release: pairs with the acquire load of length in LogReader::poll(); the payload,
+    // the header fields and the zero above are visible before the record is.
     header(tail_).length.store(static_cast<uint32_t>(sizeof(RecordHeader) + claim.length),
                                std::memory_order_release);
     tail_ = next;
-    // After the seal, so these stores queue behind it rather than delay it: keep the zero
-    // frontier kZeroAhead ahead, moving it by at least this record's size plus two lines.
-    const uint64_t target = tail_ + kZeroAhead < limit_ ? tail_ + kZeroAhead : limit_;
-    if (zeroed_ < target) {
-      const uint64_t step = claim.reserved_bytes + 2 * kCacheLine;
-      zero_until(zeroed_ + step < target ? zeroed_ + step : target);
-    }
     claimed_ = false;
     ++stats_.records;
     stats_.bytes += claim.length;
@@ -159,27 +142,13 @@ class LogWriter {
     return want <= limit_;
   }
 
-  // Zeroes the log from the frontier up to `until`, in at most two pieces around the wrap.
-  // Only bytes every counted reader has released: never past limit_, or it would wipe
-  // records a reader has not read yet.
-  void zero_until(uint64_t until) noexcept {
-    if (until > limit_) until = limit_;
-    while (zeroed_ < until) {
-      const uint64_t offset = zeroed_ & mask_;
-      const uint64_t left = until - zeroed_;
-      const uint64_t run = left < capacity_ - offset ? left : capacity_ - offset;
-      std::memset(log_ + offset, 0, run);
-      zeroed_ += run;
-    }
-  }
-
   void write_padding(uint64_t pad) noexcept {
     RecordHeader& h = header(tail_);
     h.type = kRecordPadding;
     h.reserved = 0;
     h.position = tail_;
-    // release: pairs with the acquire in LogReader::poll(), as in commit(); the header at
-    // offset 0 that follows is below the zero frontier (see try_claim()).
+    header(tail_ + pad).length.store(0, std::memory_order_relaxed);  // see commit()
+    // release: pairs with the acquire in LogReader::poll(), as in commit().
     h.length.store(static_cast<uint32_t>(pad), std::memory_order_release);
     tail_ += pad;
     ++stats_.paddings;
@@ -189,13 +158,8 @@ class LogWriter {
   uint64_t capacity_ = 0;
   uint64_t mask_ = 0;
   std::atomic<uint64_t>* committed_ = nullptr;
-  // How far ahead of the writer the zero frontier runs, when the readers allow.
-  static constexpr uint64_t kZeroAhead = 4096;
-
   uint64_t tail_ = 0;
-  uint64_t limit_ = 0;
-  uint64_t zeroed_ = 0;  // every byte in [tail_, zeroed_) is zero; starts at capacity_  // cached:
-                         // min reader position + capacity, refreshed when reached
+  uint64_t limit_ = 0;  // cached: min reader position + capacity, refreshed when reached
   uint32_t expected_ = 0;
   const std::atomic<uint64_t>* readers_[kMaxMembers] = {};
   bool claimed_ = false;
