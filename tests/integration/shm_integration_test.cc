@@ -16,9 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/integration/child_process.h"
 #include "transport/shm/shm_transport.h"
-
-extern char** environ;
 
 namespace cohort::transport::shm {
 namespace {
@@ -33,63 +32,10 @@ struct TempDir {
   ~TempDir() { std::filesystem::remove_all(path); }
 };
 
-// One shm_member process with its stdout captured line by line through a pipe.
-class Member {
- public:
-  Member(const std::vector<std::string>& args) {
-    int fds[2];
-    EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);  // no other child inherits this pipe
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, fds[0]);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(g_member_binary.c_str()));
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    EXPECT_EQ(posix_spawn(&pid_, g_member_binary.c_str(), &actions, nullptr, argv.data(), environ),
-              0);
-    posix_spawn_file_actions_destroy(&actions);
-    close(fds[1]);
-    out_ = fdopen(fds[0], "r");
-  }
-  ~Member() {
-    if (!reaped_) {
-      kill(pid_, SIGKILL);
-      wait();
-    }
-    if (out_ != nullptr) fclose(out_);
-  }
+using testing::exited_ok;
 
-  // Reads lines until one starts with `prefix` (returned) or the output ends ("").
-  std::string read_until(const std::string& prefix) {
-    char line[512];
-    while (fgets(line, sizeof line, out_) != nullptr) {
-      lines_.emplace_back(line);
-      if (lines_.back().rfind(prefix, 0) == 0) return lines_.back();
-    }
-    return "";
-  }
-  std::string all_output() {
-    read_until("\x01never");
-    std::string s;
-    for (const auto& l : lines_) s += l;
-    return s;
-  }
-  int wait() {
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    reaped_ = true;
-    return status;
-  }
-  void kill_hard() { kill(pid_, SIGKILL); }
-  pid_t pid() const { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-  FILE* out_ = nullptr;
-  bool reaped_ = false;
-  std::vector<std::string> lines_;
+struct Member : testing::ChildProcess {
+  explicit Member(const std::vector<std::string>& args) : ChildProcess(g_member_binary, args) {}
 };
 
 std::vector<std::string> member_args(const TempDir& dir, int self, int members, uint64_t records,
@@ -104,9 +50,6 @@ std::vector<std::string> member_args(const TempDir& dir, int self, int members, 
           "--slow-ns",   std::to_string(slow_ns)};
 }
 
-bool exited_ok(int status) {
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
 
 // Three processes; every member writes a million records and reads both others', member 2
 // slowly, through 256 KiB logs so that the writers meet back pressure all the time.

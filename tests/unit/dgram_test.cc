@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/alloc_counter.h"
 #include "transport/dgram/dgram_engine.h"
 #include "transport/dgram/gap_tracker.h"
 #include "transport/dgram/memory_port.h"
@@ -26,7 +27,6 @@
 
 // Heap allocations so far, counted by the replaced operator new in dgram_alloc_counter.cc (a
 // separate file, so that the compiler never inlines the replacement into a caller).
-uint64_t dgram_test_allocations() noexcept;
 
 namespace cohort::transport::dgram {
 namespace {
@@ -722,9 +722,9 @@ TEST(Dgram, DataPathDoesNotAllocate) {
   c.seed = 25;
   Cluster sim(c);
   for (int i = 0; i < 2000; ++i) sim.step();  // warm up: every path taken once
-  const uint64_t before = dgram_test_allocations();
+  const uint64_t before = cohort::testing::heap_allocations();
   for (int i = 0; i < 20'000; ++i) sim.step();
-  const uint64_t allocations = dgram_test_allocations() - before;
+  const uint64_t allocations = cohort::testing::heap_allocations() - before;
   ASSERT_TRUE(sim.error().empty()) << sim.error();
   EXPECT_EQ(allocations, 0u);
   EXPECT_GT(sim.engine(1).log().stats().tx_repair_frames, 0u);

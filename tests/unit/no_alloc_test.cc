@@ -1,5 +1,6 @@
 // Zero heap allocations on the hot paths of the rings and the pool: the global operator new
-// is replaced with one that counts, and a million operations run between two readings.
+// is replaced with one that counts (alloc_counter.cc), and a million operations run between
+// two readings.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -9,52 +10,7 @@
 #include "runtime/buffer_pool.h"
 #include "runtime/mpsc_ring.h"
 #include "runtime/spsc_ring.h"
-
-namespace {
-std::atomic<uint64_t> g_allocations{0};
-}  // namespace
-
-void* operator new(std::size_t size) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size) {
-  return operator new(size);
-}
-void* operator new(std::size_t size, std::align_val_t align) {
-  g_allocations.fetch_add(1, std::memory_order_relaxed);
-  const auto a = static_cast<std::size_t>(align);
-  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t size, std::align_val_t align) {
-  return operator new(size, align);
-}
-void operator delete(void* p) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
-  std::free(p);
-}
+#include "tests/unit/alloc_counter.h"
 
 namespace cohort {
 namespace {
@@ -62,9 +18,9 @@ namespace {
 constexpr int kOps = 1'000'000;
 
 TEST(NoAlloc, TheCounterSeesAnAllocation) {
-  const uint64_t before = g_allocations.load();
+  const uint64_t before = testing::heap_allocations();
   auto* p = new int(5);
-  EXPECT_EQ(g_allocations.load(), before + 1);
+  EXPECT_EQ(testing::heap_allocations(), before + 1);
   delete p;
 }
 
@@ -72,31 +28,31 @@ TEST(NoAlloc, SpscRingEnqueueDequeue) {
   auto ring = std::move(SpscRing<uint64_t>::create(1024).value());
   uint64_t burst[32] = {};
   uint64_t sink = 0;
-  const uint64_t before = g_allocations.load();
+  const uint64_t before = testing::heap_allocations();
   for (int i = 0; i < kOps; ++i) {
     ASSERT_TRUE(ring->try_enqueue(static_cast<uint64_t>(i)));
     ASSERT_TRUE(ring->try_dequeue(sink));
     ASSERT_EQ(ring->enqueue_burst(burst, 32), 32u);
     ASSERT_EQ(ring->dequeue_burst(burst, 32), 32u);
   }
-  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_EQ(testing::heap_allocations(), before);
 }
 
 TEST(NoAlloc, MpscRingEnqueueDequeue) {
   auto ring = std::move(MpscRing<uint64_t>::create(1024).value());
   uint64_t burst[32] = {};
-  const uint64_t before = g_allocations.load();
+  const uint64_t before = testing::heap_allocations();
   for (int i = 0; i < kOps; ++i) {
     ASSERT_EQ(ring->enqueue_burst(burst, 32), 32u);
     ASSERT_EQ(ring->dequeue_burst(burst, 32), 32u);
   }
-  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_EQ(testing::heap_allocations(), before);
 }
 
 TEST(NoAlloc, BufferPoolGetPut) {
   auto pool = std::move(BufferPool::create(256, 2048).value());
   void* bufs[16];
-  const uint64_t before = g_allocations.load();
+  const uint64_t before = testing::heap_allocations();
   for (int i = 0; i < kOps; ++i) {
     void* b = pool->get();
     ASSERT_NE(b, nullptr);
@@ -104,7 +60,7 @@ TEST(NoAlloc, BufferPoolGetPut) {
     ASSERT_EQ(pool->get_burst(bufs, 16), 16u);
     pool->put_burst(bufs, 16);
   }
-  EXPECT_EQ(g_allocations.load(), before);
+  EXPECT_EQ(testing::heap_allocations(), before);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
-// The global operator new of unit_dgram, replaced by one that counts, so the test can show that
-// the data path allocates nothing. In its own file: inlined into a caller that also frees, the
-// replacement makes g++ warn about mismatched new and free.
+// The global operator new, replaced by one that counts, for the tests that show a data path
+// allocates nothing (alloc_counter.h). In its own file: inlined into a caller that also frees,
+// the replacement makes g++ warn about mismatched new and free.
+#include "tests/unit/alloc_counter.h"
+
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
@@ -10,7 +12,7 @@ namespace {
 std::atomic<uint64_t> g_allocations{0};
 }  // namespace
 
-uint64_t dgram_test_allocations() noexcept {
+uint64_t cohort::testing::heap_allocations() noexcept {
   // relaxed: the test reads it on the thread that allocates.
   return g_allocations.load(std::memory_order_relaxed);
 }
