@@ -64,4 +64,34 @@ inline bool need_two_cpus(benchmark::State& state) {
   return true;
 }
 
+// The raw baseline of every latency figure: one cache line bounced between the two cpus. The
+// benchmark thread writes an odd value, the partner answers with the next even one in the
+// same line; a round trip is two one-way hops of the line, the fastest two cores can talk.
+struct alignas(kCacheLine) BouncedLine {
+  std::atomic<uint64_t> value{0};
+  uint64_t sent = 0;  // the benchmark thread's last even value
+
+  // The partner's loop, until the stop flag.
+  void echo(const StopFlag& flag) noexcept {
+    uint64_t expect = 1;
+    for (;;) {
+      // acquire: pairs with the release store in round_trip().
+      while (value.load(std::memory_order_acquire) != expect) {
+        if (flag.requested()) return;
+        cpu_relax();
+      }
+      // release: pairs with the acquire load in round_trip().
+      value.store(expect + 1, std::memory_order_release);
+      expect += 2;
+    }
+  }
+
+  // The benchmark thread: one round trip.
+  void round_trip() noexcept {
+    value.store(sent + 1, std::memory_order_release);
+    while (value.load(std::memory_order_acquire) != sent + 2) cpu_relax();
+    sent += 2;
+  }
+};
+
 }  // namespace cohort::bench

@@ -10,7 +10,6 @@
 
 #include "bench/common/partner.h"
 
-
 int main(int argc, char** argv) {
   using cohort::bench::cpu_pair;
   const auto pair = cpu_pair();

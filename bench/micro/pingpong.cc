@@ -24,27 +24,9 @@ struct alignas(kCacheLine) Line {
 
 void RawLinePingPong(benchmark::State& state) {
   if (!need_two_cpus(state)) return;
-  Line line;
-  // The partner answers odd values with the next even one, in the same line.
-  Partner partner([&line](const StopFlag& flag) {
-    uint64_t expect = 1;
-    for (;;) {
-      // acquire: pairs with the release store of the benchmark thread below.
-      while (line.value.load(std::memory_order_acquire) != expect) {
-        if (flag.requested()) return;
-        cpu_relax();
-      }
-      line.value.store(expect + 1, std::memory_order_release);
-      expect += 2;
-    }
-  });
-  uint64_t v = 0;
-  for (auto _ : state) {
-    line.value.store(v + 1, std::memory_order_release);
-    // acquire: pairs with the partner's release store.
-    while (line.value.load(std::memory_order_acquire) != v + 2) cpu_relax();
-    v += 2;
-  }
+  BouncedLine line;
+  Partner partner([&line](const StopFlag& flag) { line.echo(flag); });
+  for (auto _ : state) line.round_trip();
 }
 BENCHMARK(RawLinePingPong);
 

@@ -56,10 +56,6 @@ void empty_poll_backoff() {
   for (int i = 0; i < kEmptyPollPauses; ++i) cpu_relax();
 }
 
-struct alignas(kCacheLine) Line {
-  std::atomic<uint64_t> value{0};
-};
-
 struct Members {
   std::unique_ptr<ShmTransport> a;  // member 0, used by this thread
   std::unique_ptr<ShmTransport> b;  // member 1, used by the partner thread
@@ -130,25 +126,9 @@ void latency(int blocks, int round_trips) {
     double shm_med = 0;
     for (int k = 0; k < 2; ++k) {
       if ((b + k) % 2 == 0) {
-        Line line;
-        Partner partner([&line](const StopFlag& flag) {
-          uint64_t expect = 1;
-          for (;;) {
-            // acquire: pairs with the benchmark thread's release store below.
-            while (line.value.load(std::memory_order_acquire) != expect) {
-              if (flag.requested()) return;
-              cpu_relax();
-            }
-            line.value.store(expect + 1, std::memory_order_release);
-            expect += 2;
-          }
-        });
-        uint64_t v = 0;
-        raw_med = timed_block(round_trips, raw_h, [&] {
-          line.value.store(v + 1, std::memory_order_release);
-          while (line.value.load(std::memory_order_acquire) != v + 2) cpu_relax();
-          v += 2;
-        });
+        BouncedLine line;
+        Partner partner([&line](const StopFlag& flag) { line.echo(flag); });
+        raw_med = timed_block(round_trips, raw_h, [&] { line.round_trip(); });
       } else {
         ShmTransport& b_side = *m.b;
         Partner partner([&b_side](const StopFlag& flag) {

@@ -50,7 +50,6 @@ std::vector<std::string> member_args(const TempDir& dir, int self, int members, 
           "--slow-ns",   std::to_string(slow_ns)};
 }
 
-
 // Three processes; every member writes a million records and reads both others', member 2
 // slowly, through 256 KiB logs so that the writers meet back pressure all the time.
 TEST(ShmProcesses, ThreeMembersEveryRecordOnceInOrderWithASlowReader) {

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "runtime/idle.h"
+#include "tests/integration/test_records.h"
 #include "transport/shm/shm_transport.h"
 
 using namespace cohort::transport;
@@ -67,36 +68,8 @@ bool parse(int argc, char** argv, Args* a) {
   return a->shm.members > 0;
 }
 
-// Record i of writer w: 16 bytes of (w, i), then 0..239 bytes of a pattern of both.
-uint32_t payload_size(uint64_t i) {
-  return 16 + static_cast<uint32_t>((i * 7919) % 240);
-}
-uint8_t pattern(MemberId w, uint64_t i, uint32_t k) {
-  return static_cast<uint8_t>(i * 31 + k * 7 + w);
-}
-
-void fill(std::byte* p, MemberId w, uint64_t i, uint32_t size) {
-  const uint64_t head[2] = {w, i};
-  std::memcpy(p, head, sizeof head);
-  for (uint32_t k = 16; k < size; ++k) p[k] = std::byte{pattern(w, i, k)};
-}
-
-bool check(const RecordView& r, MemberId w, uint64_t i) {
-  if (r.type != kRecordUser || r.payload.size() != payload_size(i)) return false;
-  uint64_t head[2];
-  std::memcpy(head, r.payload.data(), sizeof head);
-  if (head[0] != w || head[1] != i) return false;
-  for (uint32_t k = 16; k < r.payload.size(); ++k) {
-    if (r.payload[k] != std::byte{pattern(w, i, k)}) return false;
-  }
-  return true;
-}
-
-void busy_ns(uint64_t ns) {
-  const auto end = Clock::now() + std::chrono::nanoseconds(ns);
-  while (Clock::now() < end) {
-  }
-}
+// No big records: the log is small and they would only slow the test.
+const cohort::testing::RecordPattern kRecords{};
 
 }  // namespace
 
@@ -145,7 +118,7 @@ int main(int argc, char** argv) {
     uint32_t work = 0;
     // Write a burst of our own records.
     for (int k = 0; k < 32 && written < to_write; ++k) {
-      const uint32_t size = payload_size(written);
+      const uint32_t size = kRecords.size(written);
       Claim c;
       const ClaimStatus st = t.publication().try_claim(size, kRecordUser, &c);
       if (st == ClaimStatus::kBackPressure) {
@@ -156,7 +129,7 @@ int main(int argc, char** argv) {
         std::printf("error claim: %s\n", claim_status_name(st));
         return 1;
       }
-      fill(c.data, self, written, size);
+      kRecords.fill(c.data, self, written);
       t.publication().commit(c);
       ++written;
       ++work;
@@ -172,9 +145,9 @@ int main(int argc, char** argv) {
       }
       const uint32_t n = sub->poll(views, 32);
       for (uint32_t i = 0; i < n; ++i) {
-        if (!check(views[i], p, next[p])) ++errors;
+        if (!kRecords.check(views[i], p, next[p])) ++errors;
         ++next[p];
-        if (a.slow_ns != 0) busy_ns(a.slow_ns);
+        if (a.slow_ns != 0) cohort::testing::busy_ns(a.slow_ns);
       }
       sub->release();
       if (sub->fault() != LogFault::kNone) {

@@ -68,7 +68,6 @@ struct Member : testing::ChildProcess {
   explicit Member(const std::vector<std::string>& args) : ChildProcess(g_member_binary, args) {}
 };
 
-
 std::vector<std::string> member_args(const std::vector<std::string>& addrs, int self,
                                      uint64_t records, const std::string& group, int writers,
                                      bool faults) {

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "runtime/idle.h"
+#include "tests/integration/test_records.h"
 #include "transport/udp/udp_transport.h"
 
 using namespace cohort::transport;
@@ -87,38 +88,8 @@ bool parse(int argc, char** argv, Args* a) {
   return !a->udp.members.empty();
 }
 
-// Record i of writer w: 16 bytes of (w, i), then a pattern of both. Most are 16..255 bytes;
-// one in 50 is up to 20 KB, spread over 15 frames of 1400 bytes.
-uint32_t payload_size(uint64_t i) {
-  if (i % 50 == 7) return 16 + static_cast<uint32_t>((i * 104729) % 20000);
-  return 16 + static_cast<uint32_t>((i * 7919) % 240);
-}
-uint8_t pattern(MemberId w, uint64_t i, uint32_t k) {
-  return static_cast<uint8_t>(i * 31 + k * 7 + w);
-}
-
-void fill(std::byte* p, MemberId w, uint64_t i, uint32_t size) {
-  const uint64_t head[2] = {w, i};
-  std::memcpy(p, head, sizeof head);
-  for (uint32_t k = 16; k < size; ++k) p[k] = std::byte{pattern(w, i, k)};
-}
-
-bool check(const RecordView& r, MemberId w, uint64_t i) {
-  if (r.type != kRecordUser || r.payload.size() != payload_size(i)) return false;
-  uint64_t head[2];
-  std::memcpy(head, r.payload.data(), sizeof head);
-  if (head[0] != w || head[1] != i) return false;
-  for (uint32_t k = 16; k < r.payload.size(); ++k) {
-    if (r.payload[k] != std::byte{pattern(w, i, k)}) return false;
-  }
-  return true;
-}
-
-void busy_ns(uint64_t ns) {
-  const auto end = Clock::now() + std::chrono::nanoseconds(ns);
-  while (Clock::now() < end) {
-  }
-}
+// One record in 50 is up to 20 KB, spread over 15 frames of 1400 bytes.
+const cohort::testing::RecordPattern kRecords{50, 20016};
 
 uint64_t now_ns() {
   return static_cast<uint64_t>(
@@ -196,9 +167,9 @@ class Member {
       }
       const uint32_t n = sub->poll(views_, 64);
       for (uint32_t i = 0; i < n; ++i) {
-        if (!check(views_[i], p, next_[p])) ++errors_;
+        if (!kRecords.check(views_[i], p, next_[p])) ++errors_;
         ++next_[p];
-        if (a_.slow_ns != 0) busy_ns(a_.slow_ns);
+        if (a_.slow_ns != 0) cohort::testing::busy_ns(a_.slow_ns);
       }
       sub->release();
       if (sub->fault() != LogFault::kNone) {
@@ -220,7 +191,7 @@ class Member {
   int64_t write_burst() {
     int64_t n = 0;
     for (; n < 32 && written_ < to_write_; ++n) {
-      const uint32_t size = payload_size(written_);
+      const uint32_t size = kRecords.size(written_);
       Claim c;
       const ClaimStatus st = t_.publication().try_claim(size, kRecordUser, &c);
       if (st == ClaimStatus::kBackPressure) break;
@@ -228,7 +199,7 @@ class Member {
         std::printf("error claim: %s\n", claim_status_name(st));
         return -1;
       }
-      fill(c.data, self_, written_, size);
+      kRecords.fill(c.data, self_, written_);
       t_.publication().commit(c);
       ++written_;
     }
