@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "bench/common/partner.h"
+#include "bench/transport/udp_bench.h"
 #include "runtime/clock.h"
 #include "runtime/histogram.h"
 #include "runtime/spsc_ring.h"
@@ -310,5 +311,7 @@ int main(int argc, char** argv) {
   std::printf("result cpus %d,%d\n", cpu_pair().main_cpu, cpu_pair().partner_cpu);
   latency(blocks, 2000);
   throughput(blocks / 2);
+  udp_latency(20000);
+  udp_throughput();
   return 0;
 }
