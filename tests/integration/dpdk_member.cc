@@ -20,6 +20,7 @@
 #include <string>
 
 #include "runtime/idle.h"
+#include "tests/integration/dgram_member.h"
 #include "tests/integration/test_records.h"
 #include "transport/dpdk/dpdk_transport.h"
 
@@ -31,10 +32,7 @@ namespace {
 
 struct Args {
   DpdkOptions dpdk;
-  uint64_t records = 0;
-  uint32_t writers = kMaxMembers;
-  uint64_t silence_gone_ms = 0;
-  uint64_t deadline_s = 50;
+  cohort::testing::MemberSettings m;
 };
 
 bool parse(int argc, char** argv, Args* a) {
@@ -55,21 +53,21 @@ bool parse(int argc, char** argv, Args* a) {
     } else if (k == "--group") {
       a->dpdk.group = v;
     } else if (k == "--records") {
-      a->records = std::strtoull(v, nullptr, 10);
+      a->m.records = std::strtoull(v, nullptr, 10);
     } else if (k == "--writers") {
-      a->writers = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+      a->m.writers = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
     } else if (k == "--log-bytes") {
       a->dpdk.log_bytes = std::strtoull(v, nullptr, 10);
     } else if (k == "--mtu") {
       a->dpdk.mtu_payload = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
     } else if (k == "--silence-gone-ms") {
-      a->silence_gone_ms = std::strtoull(v, nullptr, 10);
+      a->m.silence_gone_ms = std::strtoull(v, nullptr, 10);
     } else if (k == "--eal") {
       a->dpdk.eal_args.push_back(v);
     } else if (k == "--port") {
       a->dpdk.port_index = static_cast<uint16_t>(std::strtoul(v, nullptr, 10));
     } else if (k == "--deadline-s") {
-      a->deadline_s = std::strtoull(v, nullptr, 10);
+      a->m.deadline_s = std::strtoull(v, nullptr, 10);
     } else {
       return false;
     }
@@ -80,192 +78,7 @@ bool parse(int argc, char** argv, Args* a) {
 // One record in 50 is up to 20 KB, spread over 15 frames of 1400 bytes.
 const cohort::testing::RecordPattern kRecords{50, 20016};
 
-uint64_t now_ns() {
-  return static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-          .count());
-}
-
-// One member's loop state: what it wrote, what it read of each peer, and its checks.
-class Member {
- public:
-  Member(const Args& a, DpdkTransport* t) : a_(a), t_(*t), self_(t->self()) {
-    to_write_ = self_ < a.writers ? a.records : 0;
-    for (MemberId p = 0; p < t_.members(); ++p) expect_[p] = p < a.writers ? a.records : 0;
-    done_with_[self_] = true;
-    start_ns_ = now_ns();
-  }
-
-  // The loop: receive, read, write, send, liveness, until done (0) or an error (its code).
-  int run() {
-    cohort::IdleOptions idle_options;
-    idle_options.max_park_ns = 200'000;
-    cohort::IdleStrategy idle(idle_options);
-    const uint64_t deadline_ns = start_ns_ + a_.deadline_s * 1'000'000'000ull;
-    for (;;) {
-      const uint64_t now = now_ns();
-      uint64_t work = 0;
-      for (int k = 0; k < 4; ++k) {  // a few bursts, so a full socket buffer drains
-        const uint32_t n = t_.poll(now);
-        work += n;
-        if (n < dgram::kRxBurst) break;
-      }
-      const int64_t read = read_peers();
-      if (read < 0) return 1;
-      const int64_t wrote = write_burst();
-      if (wrote < 0) return 1;
-      work += static_cast<uint64_t>(read + wrote) + t_.flush(now);
-      check_liveness(now);
-      if (finished(now)) return errors_ == 0 ? 0 : 3;
-      if (now > deadline_ns) {
-        report_deadline();
-        return 4;
-      }
-      idle_step(work, &idle);
-    }
-  }
-
-  void report() const {
-    std::printf("done wrote %lu errors %lu back_pressure %lu\n",
-                static_cast<unsigned long>(written_), static_cast<unsigned long>(errors_),
-                static_cast<unsigned long>(t_.publication().stats().back_pressure));
-    std::printf("summary member %u: %s\n", self_, t_.describe().c_str());
-    const auto& p = t_.port_stats();
-    // Machine-readable, for the test.
-    std::printf("counts arp_requests %lu arp_replies %lu rx_arp %lu not_for_us %lu no_arp %lu\n",
-                static_cast<unsigned long>(p.tx_arp_requests),
-                static_cast<unsigned long>(p.tx_arp_replies), static_cast<unsigned long>(p.rx_arp),
-                static_cast<unsigned long>(p.rx_not_for_us),
-                static_cast<unsigned long>(p.tx_no_arp));
-  }
-
- private:
-  // Reads every peer's log, checking each record; returns how many, or -1 on a log fault.
-  int64_t read_peers() {
-    int64_t n_total = 0;
-    all_read_ = true;
-    for (MemberId p = 0; p < t_.members(); ++p) {
-      if (done_with_[p]) continue;
-      dgram::ReplicaSubscription* sub = t_.subscription(p);
-      if (sub == nullptr) {
-        done_with_[p] = true;  // declared gone
-        continue;
-      }
-      const uint32_t n = sub->poll(views_, 64);
-      for (uint32_t i = 0; i < n; ++i) {
-        if (!kRecords.check(views_[i], p, next_[p])) ++errors_;
-        ++next_[p];
-      }
-      sub->release();
-      if (sub->fault() != LogFault::kNone) {
-        std::printf("error log of %u: %s\n", p, log_fault_name(sub->fault()));
-        return -1;
-      }
-      n_total += n;
-      if (next_[p] == expect_[p]) {
-        done_with_[p] = true;
-        std::printf("read %lu records from %u\n", static_cast<unsigned long>(next_[p]), p);
-      } else {
-        all_read_ = false;
-      }
-    }
-    return n_total;
-  }
-
-  // Writes up to 32 records, stopping at back pressure; returns how many, or -1.
-  int64_t write_burst() {
-    int64_t n = 0;
-    for (; n < 32 && written_ < to_write_; ++n) {
-      const uint32_t size = kRecords.size(written_);
-      Claim c;
-      const ClaimStatus st = t_.publication().try_claim(size, kRecordUser, &c);
-      if (st == ClaimStatus::kBackPressure) break;
-      if (st != ClaimStatus::kOk) {
-        std::printf("error claim: %s\n", claim_status_name(st));
-        return -1;
-      }
-      kRecords.fill(c.data, self_, written_);
-      t_.publication().commit(c);
-      ++written_;
-    }
-    return n;
-  }
-
-  // A peer silent for silence_gone_ms is declared gone (checked every 5 ms).
-  void check_liveness(uint64_t now) {
-    if (a_.silence_gone_ms == 0 || now - last_liveness_ns_ < 5'000'000) return;
-    last_liveness_ns_ = now;
-    for (MemberId p = 0; p < t_.members(); ++p) {
-      if (p == self_ || !t_.publication().counts_reader(p)) continue;
-      const uint64_t heard = t_.last_heard_ns(p);
-      const uint64_t since = heard == dgram::GapTracker::kNever ? start_ns_ : heard;
-      if (now - since > a_.silence_gone_ms * 1'000'000) {
-        t_.declare_gone(p);
-        std::printf("declared member %u gone after %lu of its records\n", p,
-                    static_cast<unsigned long>(next_[p]));
-      }
-    }
-  }
-
-  // Done once everything is written and read, every live reader has released all of our
-  // log, and a grace period has passed in which our last status frames reach the writers
-  // (each is repeated every status interval, so losing a few does not matter).
-  bool finished(uint64_t now) {
-    if (written_ != to_write_ || !all_read_) return false;
-    if (finished_ns_ == 0) finished_ns_ = now;
-    const bool released = t_.publication().min_reader_position() >= t_.publication().position();
-    return released && now - finished_ns_ > 300'000'000;
-  }
-
-  void report_deadline() const {
-    std::printf("error deadline: wrote %lu, position %lu, sent %lu;",
-                static_cast<unsigned long>(written_),
-                static_cast<unsigned long>(t_.publication().position()),
-                static_cast<unsigned long>(t_.log().sent_position()));
-    for (MemberId p = 0; p < t_.members(); ++p) {
-      if (p == self_) continue;
-      std::printf(" peer %u read %lu received %lu released ours %lu;", p,
-                  static_cast<unsigned long>(next_[p]),
-                  static_cast<unsigned long>(t_.log().gaps(p).contiguous()),
-                  static_cast<unsigned long>(t_.log().peer_released(p)));
-    }
-    std::printf(" %s\n", t_.describe().c_str());
-  }
-
-  // Backs off when an iteration found nothing to do, as shm_member does: a 2-core machine
-  // runs three members and the test.
-  static void idle_step(uint64_t work, cohort::IdleStrategy* idle) {
-    if (work > 0) {
-      idle->reset();
-      return;
-    }
-    switch (idle->next()) {
-      case cohort::IdleStrategy::Action::kSpin: cohort::cpu_relax(); break;
-      case cohort::IdleStrategy::Action::kYield: sched_yield(); break;
-      case cohort::IdleStrategy::Action::kPark: {
-        const timespec ts{0, static_cast<long>(idle->park_ns())};
-        nanosleep(&ts, nullptr);
-        idle->parked();
-        break;
-      }
-    }
-  }
-
-  const Args& a_;
-  DpdkTransport& t_;
-  const MemberId self_;
-  uint64_t to_write_ = 0;
-  uint64_t expect_[kMaxMembers] = {};
-  uint64_t written_ = 0;
-  uint64_t next_[kMaxMembers] = {};
-  bool done_with_[kMaxMembers] = {};
-  bool all_read_ = false;
-  uint64_t errors_ = 0;
-  uint64_t start_ns_ = 0;
-  uint64_t finished_ns_ = 0;
-  uint64_t last_liveness_ns_ = 0;
-  RecordView views_[64];
-};
+using Member = cohort::testing::DgramMember<DpdkTransport>;
 
 }  // namespace
 
@@ -287,8 +100,17 @@ int main(int argc, char** argv) {
   }
   DpdkTransport& t = **created;
   std::printf("started member %u pid %d port %u\n", t.self(), getpid(), t.port().port_id());
-  Member member(a, &t);
+  Member member(a.m, kRecords, &t);
   const int code = member.run();
-  if (code == 0 || code == 3) member.report();
+  if (code == 0 || code == 3) {
+    member.report();
+    const auto& p = t.port_stats();
+    // Machine-readable, for the test.
+    std::printf("counts arp_requests %lu arp_replies %lu rx_arp %lu not_for_us %lu no_arp %lu\n",
+                static_cast<unsigned long>(p.tx_arp_requests),
+                static_cast<unsigned long>(p.tx_arp_replies), static_cast<unsigned long>(p.rx_arp),
+                static_cast<unsigned long>(p.rx_not_for_us),
+                static_cast<unsigned long>(p.tx_no_arp));
+  }
   return code;
 }
