@@ -20,6 +20,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
+
+#include "runtime/result.h"
 
 namespace cohort::transport {
 
@@ -101,5 +104,11 @@ enum class SendStatus : uint8_t {
 inline constexpr uint32_t kMaxControlBytes = 8192;
 
 const char* send_status_name(SendStatus status) noexcept;
+
+// Checks what every transport is given at setup: a group name of 1-64 letters, digits, '_',
+// '-' and '.', and a member id inside a group of 1..kMaxMembers. Errors start with
+// "<transport>: " and name the fix.
+Status check_group_and_self(const char* transport, const std::string& group, MemberId self,
+                            uint32_t members);
 
 }  // namespace cohort::transport

@@ -40,16 +40,6 @@ std::string joined(const std::vector<std::string>& args) {
   return s;
 }
 
-bool valid_group_name(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '-' || c == '.';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 Status start_eal(const std::vector<std::string>& args) {
   if (g_eal_started) return {};
   // rte_eal_init may keep pointers into argv (and permutes it): the strings live as long as
@@ -168,17 +158,7 @@ Result<std::unique_ptr<DpdkTransport>> DpdkTransport::create(const DpdkOptions& 
 Status DpdkTransport::setup() {
   const DpdkOptions& o = options_;
   const auto n = static_cast<uint32_t>(o.members.size());
-  if (!valid_group_name(o.group)) {
-    return Error(Errc::kInvalidArgument,
-                 "dpdk: group name '" + o.group +
-                     "' must be 1-64 characters of letters, digits, '_', '-' and '.'");
-  }
-  if (n < 1 || n > kMaxMembers || o.self >= n) {
-    return Error(Errc::kInvalidArgument,
-                 "dpdk: member " + std::to_string(o.self) + " of " + std::to_string(n) +
-                     " listed addresses is not possible; list 1.." + std::to_string(kMaxMembers) +
-                     " members and give self an index into that list");
-  }
+  COHORT_TRY(check_group_and_self("dpdk", o.group, o.self, n));
   const uint64_t frame_bytes = wire::frame_size(o.mtu_payload) + kHeadersBytes;
   if (frame_bytes > RTE_MBUF_DEFAULT_DATAROOM || frame_bytes > RTE_ETHER_MAX_LEN - 4) {
     return Error(Errc::kInvalidArgument,

@@ -25,16 +25,6 @@ namespace {
 constexpr uint64_t kMinLogBytes = 64 << 10;
 constexpr uint64_t kMaxLogBytes = 1ull << 30;
 
-bool valid_group_name(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '-' || c == '.';
-    if (!ok) return false;
-  }
-  return name != "." && name != "..";
-}
-
 // The owner of a member file holds an exclusive flock on it for its whole life; the kernel
 // drops the lock when the process dies, even by SIGKILL. So a file nobody holds is stale.
 bool owner_gone(int fd) {
@@ -83,17 +73,7 @@ std::string ShmTransport::member_path(MemberId m, const char* suffix) const {
 
 Status ShmTransport::setup() {
   const ShmOptions& o = options_;
-  if (!valid_group_name(o.group)) {
-    return Error(Errc::kInvalidArgument,
-                 "shm: group name '" + o.group +
-                     "' must be 1-64 characters of letters, digits, '_', '-' and '.'");
-  }
-  if (o.members < 1 || o.members > kMaxMembers || o.self >= o.members) {
-    return Error(Errc::kInvalidArgument,
-                 "shm: member " + std::to_string(o.self) + " of " + std::to_string(o.members) +
-                     " is not possible; members must be 1.." + std::to_string(kMaxMembers) +
-                     " and the member id below it");
-  }
+  COHORT_TRY(check_group_and_self("shm", o.group, o.self, o.members));
   if (o.log_bytes < kMinLogBytes || o.log_bytes > kMaxLogBytes ||
       (o.log_bytes & (o.log_bytes - 1)) != 0) {
     return Error(Errc::kInvalidArgument, "shm: log size " + std::to_string(o.log_bytes) +

@@ -18,16 +18,6 @@ namespace cohort::transport::udp {
 
 namespace {
 
-bool valid_group_name(const std::string& name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '-' || c == '.';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 std::string to_string(const sockaddr_in& a) {
   char ip[INET_ADDRSTRLEN] = {};
   inet_ntop(AF_INET, &a.sin_addr, ip, sizeof ip);
@@ -138,17 +128,7 @@ Result<std::unique_ptr<UdpTransport>> UdpTransport::create(const UdpOptions& opt
 Status UdpTransport::setup() {
   const UdpOptions& o = options_;
   const auto n = static_cast<uint32_t>(o.members.size());
-  if (!valid_group_name(o.group)) {
-    return Error(Errc::kInvalidArgument,
-                 "udp: group name '" + o.group +
-                     "' must be 1-64 characters of letters, digits, '_', '-' and '.'");
-  }
-  if (n < 1 || n > kMaxMembers || o.self >= n) {
-    return Error(Errc::kInvalidArgument,
-                 "udp: member " + std::to_string(o.self) + " of " + std::to_string(n) +
-                     " listed addresses is not possible; list 1.." + std::to_string(kMaxMembers) +
-                     " members and give self an index into that list");
-  }
+  COHORT_TRY(check_group_and_self("udp", o.group, o.self, n));
   for (MemberId m = 0; m < n; ++m) {
     auto a = parse_endpoint(o.members[m]);
     if (!a.ok()) return std::move(a).error().with_context("udp: member " + std::to_string(m) + " ");
