@@ -313,5 +313,9 @@ int main(int argc, char** argv) {
   throughput(blocks / 2);
   udp_latency(20000);
   udp_throughput();
+#ifdef COHORT_BENCH_DPDK
+  dpdk_latency(20000);
+  dpdk_throughput();
+#endif
   return 0;
 }
