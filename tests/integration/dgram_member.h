@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
 #include "runtime/idle.h"
 #include "tests/integration/test_records.h"
@@ -27,6 +29,43 @@ struct MemberSettings {
   uint64_t deadline_s = 50;        // give up (exit 4) after this long
   uint64_t slow_ns = 0;            // busy delay per record read: a slower reader
 };
+
+// Parses the options every datagram member takes (members, self, group, log size, MTU, and
+// the MemberSettings), into a transport's options `o` (UdpOptions, DpdkOptions). Returns
+// false when `key` is not one of them, so the program tries its own.
+template <typename Options>
+bool parse_member_option(const std::string& key, const char* v, Options* o, MemberSettings* m) {
+  if (key == "--members") {
+    const std::string s = v;
+    for (size_t start = 0; start <= s.size();) {
+      const size_t comma = s.find(',', start);
+      const size_t end = comma == std::string::npos ? s.size() : comma;
+      o->members.push_back(s.substr(start, end - start));
+      start = end + 1;
+    }
+  } else if (key == "--self") {
+    o->self = static_cast<MemberId>(std::strtoul(v, nullptr, 10));
+  } else if (key == "--group") {
+    o->group = v;
+  } else if (key == "--log-bytes") {
+    o->log_bytes = std::strtoull(v, nullptr, 10);
+  } else if (key == "--mtu") {
+    o->mtu_payload = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+  } else if (key == "--records") {
+    m->records = std::strtoull(v, nullptr, 10);
+  } else if (key == "--writers") {
+    m->writers = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+  } else if (key == "--silence-gone-ms") {
+    m->silence_gone_ms = std::strtoull(v, nullptr, 10);
+  } else if (key == "--deadline-s") {
+    m->deadline_s = std::strtoull(v, nullptr, 10);
+  } else if (key == "--slow-ns") {
+    m->slow_ns = std::strtoull(v, nullptr, 10);
+  } else {
+    return false;
+  }
+  return true;
+}
 
 inline uint64_t now_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -40,34 +40,12 @@ bool parse(int argc, char** argv, Args* a) {
     const std::string k = argv[i];
     if (i + 1 >= argc) return false;
     const char* v = argv[++i];
-    if (k == "--members") {
-      std::string s = v;
-      for (size_t start = 0; start <= s.size();) {
-        const size_t comma = s.find(',', start);
-        const size_t end = comma == std::string::npos ? s.size() : comma;
-        a->dpdk.members.push_back(s.substr(start, end - start));
-        start = end + 1;
-      }
-    } else if (k == "--self") {
-      a->dpdk.self = static_cast<MemberId>(std::strtoul(v, nullptr, 10));
-    } else if (k == "--group") {
-      a->dpdk.group = v;
-    } else if (k == "--records") {
-      a->m.records = std::strtoull(v, nullptr, 10);
-    } else if (k == "--writers") {
-      a->m.writers = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-    } else if (k == "--log-bytes") {
-      a->dpdk.log_bytes = std::strtoull(v, nullptr, 10);
-    } else if (k == "--mtu") {
-      a->dpdk.mtu_payload = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-    } else if (k == "--silence-gone-ms") {
-      a->m.silence_gone_ms = std::strtoull(v, nullptr, 10);
+    if (cohort::testing::parse_member_option(k, v, &a->dpdk, &a->m)) {
+      continue;
     } else if (k == "--eal") {
       a->dpdk.eal_args.push_back(v);
     } else if (k == "--port") {
       a->dpdk.port_index = static_cast<uint16_t>(std::strtoul(v, nullptr, 10));
-    } else if (k == "--deadline-s") {
-      a->m.deadline_s = std::strtoull(v, nullptr, 10);
     } else {
       return false;
     }

@@ -42,26 +42,8 @@ bool parse(int argc, char** argv, Args* a) {
     const std::string k = argv[i];
     if (i + 1 >= argc) return false;
     const char* v = argv[++i];
-    if (k == "--members") {
-      std::string s = v;
-      for (size_t start = 0; start <= s.size();) {
-        const size_t comma = s.find(',', start);
-        const size_t end = comma == std::string::npos ? s.size() : comma;
-        a->udp.members.push_back(s.substr(start, end - start));
-        start = end + 1;
-      }
-    } else if (k == "--self") {
-      a->udp.self = static_cast<MemberId>(std::strtoul(v, nullptr, 10));
-    } else if (k == "--group") {
-      a->udp.group = v;
-    } else if (k == "--records") {
-      a->m.records = std::strtoull(v, nullptr, 10);
-    } else if (k == "--writers") {
-      a->m.writers = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-    } else if (k == "--log-bytes") {
-      a->udp.log_bytes = std::strtoull(v, nullptr, 10);
-    } else if (k == "--mtu") {
-      a->udp.mtu_payload = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
+    if (cohort::testing::parse_member_option(k, v, &a->udp, &a->m)) {
+      continue;
     } else if (k == "--loss") {
       a->udp.fault.drop_rate = std::strtod(v, nullptr);
     } else if (k == "--dup") {
@@ -72,12 +54,6 @@ bool parse(int argc, char** argv, Args* a) {
       a->udp.fault.delay_rate = std::strtod(v, nullptr);
     } else if (k == "--fault-seed") {
       a->udp.fault.seed = std::strtoull(v, nullptr, 10);
-    } else if (k == "--silence-gone-ms") {
-      a->m.silence_gone_ms = std::strtoull(v, nullptr, 10);
-    } else if (k == "--slow-ns") {
-      a->m.slow_ns = std::strtoull(v, nullptr, 10);
-    } else if (k == "--deadline-s") {
-      a->m.deadline_s = std::strtoull(v, nullptr, 10);
     } else {
       return false;
     }
