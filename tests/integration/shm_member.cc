@@ -169,9 +169,12 @@ int main(int argc, char** argv) {
       for (MemberId p = 0; p < t.members(); ++p) {
         if (p == self || !t.publication().counts_reader(p)) continue;
         if (!t.peer_alive(p)) {
+          // A peer that finished and left is no reader any more; only a dead one is "gone".
+          const bool left = t.peer_left(p);
           t.declare_gone(p);
-          std::printf("declared member %u gone after %lu of its records\n", p,
-                      static_cast<unsigned long>(next[p]));
+          std::printf(left ? "member %u left after %lu of its records\n"
+                           : "declared member %u gone after %lu of its records\n",
+                      p, static_cast<unsigned long>(next[p]));
         }
       }
     }

@@ -335,6 +335,12 @@ bool ShmTransport::peer_alive(MemberId peer) const {
   return !owner_gone(p.fd);
 }
 
+bool ShmTransport::peer_left(MemberId peer) const noexcept {
+  if (peer >= kMaxMembers || peers_[peer].page == nullptr) return false;
+  // acquire: pairs with the release store of kStateLeft in leave().
+  return peers_[peer].page->state.load(std::memory_order_acquire) == kStateLeft;
+}
+
 void ShmTransport::declare_gone(MemberId peer) noexcept {
   if (peer >= kMaxMembers || peer == options_.self) return;
   Peer& p = peers_[peer];

@@ -63,6 +63,8 @@ class ShmTransport {
   // False once the peer's process is gone (it no longer holds the flock on its file, which
   // the kernel drops when a process dies, SIGKILL included), or it left.
   bool peer_alive(MemberId peer) const;
+  // True when the peer left cleanly (its control page says so), as opposed to dying.
+  bool peer_left(MemberId peer) const noexcept;
   // Stop waiting for a peer: the writer no longer counts its read position, and its log is
   // no longer read. The membership layer calls this when a view change removes the peer.
   void declare_gone(MemberId peer) noexcept;
