@@ -1,0 +1,148 @@
+// The group protocol as a pure state machine (PROTOCOL.md): one Member per process. It never
+// reads a clock, opens a socket or starts a thread; the driver (the engine on real cores, or
+// the simulator) feeds it events with the current time and carries out the actions it answers
+// with, in order.
+//
+// Events:
+//   - a record from a member's log (on_record): DATA, ORDER, ACK and RELAY records;
+//   - a control datagram (on_control): heartbeats and the view-change messages;
+//   - an application send (send), a leave (leave);
+//   - time passing (tick), and the end of a poll burst (end_burst), where the sequencer orders
+//     what it has received with one ORDER record and every member acknowledges what it holds;
+//   - the application's snapshot, asked for by a kTakeSnapshot action (snapshot_taken).
+//
+// Actions (actions(), valid until the next call into the Member):
+//   - kAppend: append `bytes` to this member's own log (the transport carries it to all);
+//   - kSend: send the control datagram `bytes` to node `to`;
+//   - kDeliver: hand `delivery` to the application (payload bytes lie in some member's log);
+//   - kInstall: the view `view` is installed (the view-change callback);
+//   - kTakeSnapshot: call the application's snapshot() now, then snapshot_taken();
+//   - kRestore: apply the snapshot `bytes` (a joiner, before anything of its first view);
+//   - kLeft / kRemoved / kCutOff: this member left, was removed from the group, or cannot
+//     reach a majority of its view (it delivers nothing until that changes).
+//
+// Record lifetime: the bytes of a record given to on_record() must stay valid until the
+// driver discards the log (the simulator keeps logs whole; the engine releases log space only
+// below the stability frontier, see NOTES.md).
+//
+// Threading: a Member belongs to one thread; nothing inside is shared.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "membership/protocol/types.h"
+
+namespace cohort::membership {
+
+enum class ActionKind : uint8_t {
+  kAppend,
+  kSend,
+  kDeliver,
+  kInstall,
+  kTakeSnapshot,
+  kRestore,
+  kLeft,
+  kRemoved,
+  kCutOff,
+};
+const char* action_kind_name(ActionKind kind) noexcept;
+
+struct Delivery {
+  Uid sender;
+  ViewId view = 0;
+  uint32_t sseq = 0;  // the sender's sequence number in `view`, from 1
+  uint64_t gseq = 0;  // the position in the view's total order; 0 for FIFO messages
+  Mode mode = Mode::kTotal;
+  std::span<const std::byte> payload;
+};
+
+struct Action {
+  ActionKind kind;
+  NodeId to = 0;                     // kSend
+  std::span<const std::byte> bytes;  // kAppend, kSend, kRestore
+  Delivery delivery{};               // kDeliver
+  View view{};                       // kInstall, kTakeSnapshot (the view being installed)
+};
+
+enum class MemberState : uint8_t {
+  kIdle,     // not started
+  kJoining,  // asked to join, no view yet
+  kActive,   // in a view, sending and delivering
+  kWedged,   // in a view change: holds sends, delivers nothing until the next view
+  kLeft,     // left voluntarily (final)
+  kRemoved,  // removed from the group, or gave up (final): rejoin as a new incarnation
+};
+const char* member_state_name(MemberState state) noexcept;
+
+enum class SendResult : uint8_t {
+  kOk,          // appended, or held for the next view while wedged
+  kFull,        // max_pending_sends held already: back off
+  kTooLarge,    // over max_payload_bytes
+  kNotMember,   // joining, left or removed
+};
+
+// Counters a driver or `cohort stat` may read; updated on the member's thread.
+struct MemberCounters {
+  uint64_t sent = 0;
+  uint64_t delivered = 0;
+  uint64_t records_dropped_stale = 0;   // from an old view or a non-member
+  uint64_t records_malformed = 0;
+  uint64_t control_dropped_stale = 0;
+  uint64_t control_malformed = 0;
+  uint64_t view_changes_started = 0;    // as leader
+  uint64_t attempts = 0;                // PROPOSE attempts started as leader
+  uint64_t relayed_records = 0;
+  uint64_t cut_off = 0;
+};
+
+class Member {
+ public:
+  Member(const ProtocolConfig& config, Uid self, uint32_t node_count);
+  ~Member();
+  Member(const Member&) = delete;
+  Member& operator=(const Member&) = delete;
+
+  // Starts a new group with this member alone in view 1.
+  void start_group(TimeNs now);
+  // Asks to join: JOIN goes to every seed node until a view including this member arrives.
+  void start_join(std::span<const NodeId> seeds, TimeNs now);
+  // Asks to leave: the leader runs a view change without this member; kLeft follows.
+  void leave(TimeNs now);
+
+  SendResult send(Mode mode, std::span<const std::byte> payload, TimeNs now);
+
+  void on_record(NodeId from, std::span<const std::byte> record, TimeNs now);
+  void on_control(NodeId from, std::span<const std::byte> bytes, TimeNs now);
+  void tick(TimeNs now);
+  void end_burst(TimeNs now);
+  void snapshot_taken(ViewId view, std::span<const std::byte> snapshot);
+
+  std::span<const Action> actions() const noexcept;
+  void clear_actions() noexcept;
+
+  Uid self() const noexcept;
+  MemberState state() const noexcept;
+  const View& view() const noexcept;  // the installed view (id 0 before the first)
+  bool restored() const noexcept;     // false for a joiner until its snapshot is applied
+  const MemberCounters& counters() const noexcept;
+  bool leading_change() const noexcept;  // this member leads a view change now
+  bool is_sequencer() const noexcept;    // rank 0 of its installed view, and active or wedged
+
+  // For the simulator's coverage counts: what this member has lived through.
+  struct Coverage {
+    uint64_t leader_failed_in_flush = 0;      // took over a view change another leader began
+    uint64_t sequencer_failed_in_flight = 0;  // a cut with DATA the old sequencer never ordered
+    uint64_t cut_adopted = 0;                 // a leader re-used an accepted cut
+    uint64_t relays_served = 0;
+  };
+  const Coverage& coverage() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cohort::membership
