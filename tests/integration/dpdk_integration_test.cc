@@ -1,22 +1,32 @@
 // The dpdk transport between real processes on virtual devices (no NIC here):
-//   - two dpdk_members over net_memif (one role=server, one role=client, socket in a temp dir);
+//   - two dpdk_members over net_memif (one role=server, one role=client, socket in a temp dir),
+//     exchanging control datagrams both ways beside their logs;
+//   - the same with the seeded fault decorator (FaultPort<DpdkPort>) dropping, duplicating,
+//     reordering and delaying the data datagrams;
 //   - two dpdk_members over net_af_packet on a veth pair whose ends sit in two network
 //     namespaces this test creates and always removes;
 //   - a dpdk_member in one namespace and a udp_member (the kernel's stack) in the other, over
-//     the same kind of veth: the two transports put the same UDP payloads on the wire.
+//     the same kind of veth: the two transports put the same UDP payloads on the wire, on the
+//     data port and on the control port (port + 1), IPv4 fragments included.
 // Every record of every writer must arrive exactly once, in order, intact (the members check).
-// Arguments (meson passes them): the dpdk_member binary, then the udp_member binary. Needs
-// root (DPDK here, and `ip netns`); skips with the reason otherwise.
+// Then the IPv4 reassembly of the control channel, in process (no EAL needed).
+// Arguments (meson passes them): the dpdk_member binary, then the udp_member binary. The
+// process tests need root (DPDK here, and `ip netns`); they skip with the reason otherwise.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "tests/integration/child_process.h"
+#include "transport/dpdk/ipv4_reassembly.h"
 
 namespace cohort::transport::dpdk {
 namespace {
@@ -198,17 +208,119 @@ void expect_pair_delivered(Member* m0, Member* m1) {
   EXPECT_NE(o1.find("done wrote " + kRecordsText + " errors 0"), std::string::npos) << o1;
 }
 
-TEST(DpdkProcesses, TwoMembersOverMemif) {
+// Control datagrams each member of a pair sends the other (dgram_member.h: sizes from 16 bytes
+// to kMaxControlBytes, a third of them in IPv4 fragments), one a millisecond.
+constexpr uint64_t kControl = 120;
+const std::vector<std::string> kControlArgs = {"--control", std::to_string(kControl)};
+
+// What a member's "control from P ..." line says about the datagrams it got from P.
+struct ControlReport {
+  bool found = false;
+  unsigned long received = 0, of = 0, bad = 0, duplicate = 0, reordered = 0, fragmented = 0,
+                largest = 0;
+};
+ControlReport control_from(const std::string& out, int peer) {
+  ControlReport r;
+  const std::string key = "control from " + std::to_string(peer) + " ";
+  const auto at = out.find(key);
+  if (at == std::string::npos) return r;
+  r.found = std::sscanf(out.c_str() + at + key.size(),
+                        "received %lu of %lu bad %lu duplicate %lu reordered %lu fragmented %lu "
+                        "largest %lu",
+                        &r.received, &r.of, &r.bad, &r.duplicate, &r.reordered, &r.fragmented,
+                        &r.largest) == 7;
+  return r;
+}
+
+// `out` (a member's output) got control datagrams from `peer`, none damaged or misattributed:
+// all of them when `all`, else at least half (a veth into af_packet may drop frames under
+// load, as any network may: control datagrams are not repaired), and of the fragmented ones,
+// the largest (8192 bytes, six fragments) too.
+void expect_control_from(const std::string& out, int peer, bool all) {
+  const ControlReport r = control_from(out, peer);
+  ASSERT_TRUE(r.found) << out;
+  EXPECT_EQ(r.of, kControl) << out;
+  EXPECT_EQ(r.bad, 0u) << out;
+  EXPECT_EQ(r.duplicate, 0u) << out;
+  if (all) {
+    EXPECT_EQ(r.received, kControl) << out;
+  } else {
+    EXPECT_GE(r.received, kControl / 2) << out;
+  }
+  EXPECT_GT(r.fragmented, 0u) << out;
+  EXPECT_GT(r.largest, 0u) << out;
+}
+
+// The numbers of a member's "counts dropped ..." line (the fault decorator and the repairs).
+struct FaultCounts {
+  unsigned long dropped = 0, duplicated = 0, reordered = 0, delayed = 0, nacks_sent = 0,
+                nacks_served = 0, repair_frames = 0, duplicates_dropped = 0;
+};
+FaultCounts fault_counts(const std::string& out) {
+  FaultCounts c;
+  const auto at = out.find("counts dropped ");
+  if (at == std::string::npos) return c;
+  std::sscanf(out.c_str() + at,
+              "counts dropped %lu duplicated %lu reordered %lu delayed %lu nacks_sent %lu "
+              "nacks_served %lu repair_frames %lu duplicates_dropped %lu",
+              &c.dropped, &c.duplicated, &c.reordered, &c.delayed, &c.nacks_sent, &c.nacks_served,
+              &c.repair_frames, &c.duplicates_dropped);
+  return c;
+}
+
+TEST(DpdkProcesses, TwoMembersOverMemifExchangeLogsAndControlDatagrams) {
   SKIP_UNLESS(why_not_root());
   Scratch scratch;
   const std::string sock = scratch.dir() + "/memif.sock";
   // Addresses on the memif exist only inside the two processes (127/8: never routed anywhere).
   const std::string members = "127.0.0.11:7000,127.0.0.12:7000";
-  Member m0(g_dpdk_member, concat(member_args(members, 0, "dm"),
+  Member m0(g_dpdk_member, concat(concat(member_args(members, 0, "dm"), kControlArgs),
                                   scratch.eal("m0", "net_memif0,role=server,socket=" + sock)));
-  Member m1(g_dpdk_member, concat(member_args(members, 1, "dm"),
+  Member m1(g_dpdk_member, concat(concat(member_args(members, 1, "dm"), kControlArgs),
                                   scratch.eal("m1", "net_memif0,role=client,socket=" + sock)));
   expect_pair_delivered(&m0, &m1);
+  // A memif drops nothing (a full ring makes the sender wait), so every control datagram
+  // arrives, both ways, the fragmented ones reassembled.
+  expect_control_from(m0.all_output(), 1, true);
+  expect_control_from(m1.all_output(), 0, true);
+}
+
+// The seeded fault decorator in front of each DpdkPort (as udp_member's in front of its socket):
+// 5% of the data datagrams lost, 2% duplicated, 3% reordered, 2% delayed, and still every record
+// arrives once, in order, intact, repaired by NACKs.
+TEST(DpdkProcesses, TwoMembersOverMemifEveryRecordOnceInOrderUnderFaults) {
+  SKIP_UNLESS(why_not_root());
+  Scratch scratch;
+  const std::string sock = scratch.dir() + "/memif.sock";
+  const std::string members = "127.0.0.11:7000,127.0.0.12:7000";
+  auto faults = [](int self) {
+    return std::vector<std::string>{
+        "--loss", "0.05",    "--dup", "0.02",         "--reorder",
+        "0.03",   "--delay", "0.02",  "--fault-seed", std::to_string(2000 + self)};
+  };
+  Member m0(g_dpdk_member, concat(concat(member_args(members, 0, "df"), faults(0)),
+                                  scratch.eal("f0", "net_memif0,role=server,socket=" + sock)));
+  Member m1(g_dpdk_member, concat(concat(member_args(members, 1, "df"), faults(1)),
+                                  scratch.eal("f1", "net_memif0,role=client,socket=" + sock)));
+  expect_pair_delivered(&m0, &m1);
+  const std::string o0 = m0.all_output();
+  const std::string o1 = m1.all_output();
+  EXPECT_NE(o0.find("fault seed 2000"), std::string::npos) << o0;
+  EXPECT_NE(o1.find("fault seed 2001"), std::string::npos) << o1;
+  const FaultCounts c0 = fault_counts(o0);
+  const FaultCounts c1 = fault_counts(o1);
+  std::printf(
+      "dpdk faults: dropped %lu duplicated %lu reordered %lu delayed %lu; nacks served %lu; "
+      "repair frames %lu; duplicates dropped %lu\n",
+      c0.dropped + c1.dropped, c0.duplicated + c1.duplicated, c0.reordered + c1.reordered,
+      c0.delayed + c1.delayed, c0.nacks_served + c1.nacks_served,
+      c0.repair_frames + c1.repair_frames, c0.duplicates_dropped + c1.duplicates_dropped);
+  // The faults happened, in every kind, and were repaired.
+  EXPECT_GT(c0.dropped + c1.dropped, 0u) << o0 << o1;
+  EXPECT_GT(c0.duplicated + c1.duplicated, 0u) << o0 << o1;
+  EXPECT_GT(c0.reordered + c1.reordered, 0u) << o0 << o1;
+  EXPECT_GT(c0.nacks_served + c1.nacks_served, 0u) << o0 << o1;
+  EXPECT_GT(c0.duplicates_dropped + c1.duplicates_dropped, 0u) << o0 << o1;
 }
 
 TEST(DpdkProcesses, MissingPortIsRefusedListingThePortsFound) {
@@ -261,15 +373,103 @@ TEST(DpdkProcesses, DpdkMemberInteroperatesWithUdpMemberAcrossNamespaces) {
   // (the kernel in namespace a has none, so it neither answers ARP nor sends unreachables).
   ASSERT_TRUE(net.address_b("10.202.0.2/24"));
   const std::string members = "10.202.0.1:7000,10.202.0.2:7000";
+  // The kernel sends the larger control datagrams as IPv4 fragments, and af_packet hands them
+  // over reassembled (PACKET_FANOUT_FLAG_DEFRAG), cut at framesz: frames and mbufs of 16 KiB
+  // hold the largest whole. (Our own fragments the kernel reassembles as any host does.)
+  const std::vector<std::string> big_frames = {"--mbuf-bytes", "16384"};
+  const std::string vdev = "net_af_packet0,iface=" + net.veth_a() + ",blocksz=16384,framesz=16384";
   Member m0(net.ns_a(), g_dpdk_member,
-            concat(member_args(members, 0, "du"),
-                   scratch.eal("u0", "net_af_packet0,iface=" + net.veth_a())));
-  Member m1(net.ns_b(), g_udp_member, member_args(members, 1, "du"));
+            concat(concat(concat(member_args(members, 0, "du"), kControlArgs), big_frames),
+                   scratch.eal("u0", vdev)));
+  Member m1(net.ns_b(), g_udp_member, concat(member_args(members, 1, "du"), kControlArgs));
   expect_pair_delivered(&m0, &m1);
   // The dpdk member resolved the kernel's MAC by ARP (the kernel, in turn, learns ours from our
   // request, as Linux does, or from our reply to its own).
   const std::string o0 = m0.all_output();
+  const std::string o1 = m1.all_output();
   EXPECT_EQ(o0.find("rx_arp 0 "), std::string::npos) << o0;
+  // Control datagrams both ways between the two control channels, the largest ones in IPv4
+  // fragments: the dpdk member's reassembled by the udp member's kernel, the udp member's by
+  // the kernel under af_packet (over memif, the dpdk member reassembles them itself).
+  expect_control_from(o0, 1, false);
+  expect_control_from(o1, 0, false);
+}
+
+// ---- The control channel's IPv4 reassembly, in process: no EAL, no root.
+
+std::vector<std::byte> datagram(uint32_t n) {
+  std::vector<std::byte> d(n);
+  for (uint32_t i = 0; i < n; ++i) d[i] = std::byte{static_cast<uint8_t>(i * 7 + 3)};
+  return d;
+}
+
+Ipv4Reassembly::Outcome add(Ipv4Reassembly* r, uint16_t id, const std::vector<std::byte>& d,
+                            uint32_t offset, uint32_t len, uint64_t now_ns,
+                            std::span<const std::byte>* out) {
+  const bool more = offset + len < d.size();
+  return r->add(0x0100000a, id, offset, more, std::span(d).subspan(offset, len), now_ns, out);
+}
+
+TEST(Ipv4Reassembly, OutOfOrderAndDuplicatedFragmentsMakeTheDatagramOnce) {
+  Ipv4Reassembly r;
+  const std::vector<std::byte> d = datagram(Ipv4Reassembly::kMaxBytes);  // 6 fragments
+  std::span<const std::byte> out;
+  using O = Ipv4Reassembly::Outcome;
+  const uint32_t order[] = {5, 2, 0, 2, 4, 1};  // 3 missing, 2 twice
+  for (const uint32_t k : order) {
+    const uint32_t off = k * 1480;
+    const uint32_t len = std::min<uint32_t>(1480, Ipv4Reassembly::kMaxBytes - off);
+    EXPECT_EQ(add(&r, 7, d, off, len, 1000, &out), O::kPending) << k;
+  }
+  EXPECT_EQ(r.in_progress(), 1u);
+  ASSERT_EQ(add(&r, 7, d, 3 * 1480, 1480, 1000, &out), O::kComplete);
+  ASSERT_EQ(out.size(), d.size());
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), d.begin()));
+  EXPECT_EQ(r.in_progress(), 0u);
+  EXPECT_EQ(r.stats().completed, 1u);
+}
+
+TEST(Ipv4Reassembly, RefusesTooLargeMisalignedAndInconsistentFragments) {
+  Ipv4Reassembly r;
+  const std::vector<std::byte> d = datagram(Ipv4Reassembly::kMaxBytes + 8);
+  std::span<const std::byte> out;
+  using O = Ipv4Reassembly::Outcome;
+  EXPECT_EQ(add(&r, 1, d, 0, 1480, 0, &out), O::kPending);
+  // Its end lies past the largest control datagram: it and what came of it are dropped.
+  EXPECT_EQ(add(&r, 1, d, 5 * 1480, static_cast<uint32_t>(d.size()) - 5 * 1480, 0, &out),
+            O::kTooLarge);
+  EXPECT_EQ(r.in_progress(), 0u);
+  // A middle fragment must carry whole 8-byte blocks.
+  EXPECT_EQ(r.add(1, 2, 0, true, std::span(d).first(100), 0, &out), O::kMalformed);
+  // A last fragment that ends before bytes already received.
+  EXPECT_EQ(r.add(1, 3, 1480, true, std::span(d).first(1480), 0, &out), O::kPending);
+  EXPECT_EQ(r.add(1, 3, 0, false, std::span(d).first(1000), 0, &out), O::kMalformed);
+  EXPECT_EQ(r.in_progress(), 0u);
+  EXPECT_EQ(r.stats().too_large, 1u);
+  EXPECT_EQ(r.stats().malformed, 2u);
+}
+
+TEST(Ipv4Reassembly, ExpiresStaleDatagramsAndEvictsTheOldestWhenFull) {
+  Ipv4Reassembly r;
+  const std::vector<std::byte> d = datagram(3000);
+  std::span<const std::byte> out;
+  using O = Ipv4Reassembly::Outcome;
+  for (uint16_t id = 0; id < Ipv4Reassembly::kSlots; ++id) {
+    EXPECT_EQ(add(&r, id, d, 0, 1480, 1000 + id, &out), O::kPending);
+  }
+  // A fifth datagram takes the oldest slot (id 0), which is lost.
+  EXPECT_EQ(add(&r, 100, d, 0, 1480, 2000, &out), O::kPending);
+  EXPECT_EQ(r.stats().evicted, 1u);
+  EXPECT_EQ(r.in_progress(), Ipv4Reassembly::kSlots);
+  // id 1 is still whole once its last fragments come.
+  EXPECT_EQ(add(&r, 1, d, 1480, 1480, 3000, &out), O::kPending);
+  ASSERT_EQ(add(&r, 1, d, 2960, 40, 3000, &out), O::kComplete);
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), d.begin(), d.end()));
+  // Later than the timeout, the rest are stale: a new fragment of id 2 starts over.
+  const uint64_t later = 3000 + Ipv4Reassembly::kTimeoutNs + 1;
+  EXPECT_EQ(add(&r, 2, d, 1480, 1480, later, &out), O::kPending);
+  EXPECT_EQ(r.stats().expired, 3u);  // ids 2, 3 and 100
+  EXPECT_EQ(r.in_progress(), 1u);
 }
 
 }  // namespace

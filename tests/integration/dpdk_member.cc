@@ -5,9 +5,12 @@
 // event on stdout, flushed, ending in "done ..." and "summary ..." on success.
 //
 //   dpdk_member --members A:P,B:Q[,...] --self N --group G --eal ARG [--eal ARG ...]
-//               [--port I] [--records R] [--writers K] [--log-bytes B] [--mtu M]
-//               [--silence-gone-ms MS] [--deadline-s S]
-// Each --eal is one EAL argument ("--vdev=net_memif0,role=server,socket=/tmp/s").
+//               [--port I] [--mbuf-bytes N] [--records R] [--writers K] [--log-bytes B]
+//               [--mtu M] [--loss P] [--dup P] [--reorder P] [--delay P] [--fault-seed S]
+//               [--silence-gone-ms MS] [--deadline-s S] [--control N]
+// Each --eal is one EAL argument ("--vdev=net_memif0,role=server,socket=/tmp/s"). The fault
+// options put the seeded FaultPort in front of the DpdkPort, as udp_member's do in front of
+// its socket; --control N exchanges N control datagrams with every peer (dgram_member.h).
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +47,8 @@ bool parse(int argc, char** argv, Args* a) {
       continue;
     } else if (k == "--eal") {
       a->dpdk.eal_args.push_back(v);
+    } else if (k == "--mbuf-bytes") {
+      a->dpdk.mbuf_bytes = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
     } else if (k == "--port") {
       a->dpdk.port_index = static_cast<uint16_t>(std::strtoul(v, nullptr, 10));
     } else {
@@ -65,8 +70,9 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, &a)) {
     std::fprintf(stderr,
                  "usage: dpdk_member --members A:P,B:Q[,...] --self N --group G --eal ARG "
-                 "[--eal ARG ...] [--port I] [--records R] [--writers K] [--log-bytes B] "
-                 "[--mtu M] [--silence-gone-ms MS] [--deadline-s S]\n");
+                 "[--eal ARG ...] [--port I] [--mbuf-bytes N] [--records R] [--writers K] "
+                 "[--log-bytes B] [--mtu M] [--loss P] [--dup P] [--reorder P] [--delay P] "
+                 "[--fault-seed S] [--silence-gone-ms MS] [--deadline-s S] [--control N]\n");
     return 2;
   }
   setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -77,7 +83,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   DpdkTransport& t = **created;
-  std::printf("started member %u pid %d port %u\n", t.self(), getpid(), t.port().port_id());
+  std::printf("started member %u pid %d port %u fault seed %lu\n", t.self(), getpid(),
+              t.port().port_id(), static_cast<unsigned long>(t.faults().seed()));
   Member member(a.m, kRecords, &t);
   const int code = member.run();
   if (code == 0 || code == 3) {
@@ -89,6 +96,15 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long>(p.tx_arp_replies), static_cast<unsigned long>(p.rx_arp),
                 static_cast<unsigned long>(p.rx_not_for_us),
                 static_cast<unsigned long>(p.tx_no_arp));
+    const auto& s = t.log().stats();
+    const auto& f = t.faults().stats();
+    std::printf(
+        "counts dropped %lu duplicated %lu reordered %lu delayed %lu nacks_sent %lu "
+        "nacks_served %lu repair_frames %lu duplicates_dropped %lu\n",
+        static_cast<unsigned long>(f.dropped), static_cast<unsigned long>(f.duplicated),
+        static_cast<unsigned long>(f.reordered), static_cast<unsigned long>(f.delayed),
+        static_cast<unsigned long>(s.tx_nacks), static_cast<unsigned long>(s.rx_nacks),
+        static_cast<unsigned long>(s.tx_repair_frames), static_cast<unsigned long>(s.rx_duplicate));
   }
   return code;
 }

@@ -7,9 +7,11 @@
 //   udp_member --members A:P,B:Q[,...] --self N --group G [--records R] [--writers K]
 //              [--log-bytes B] [--mtu M] [--loss P] [--dup P] [--reorder P] [--delay P]
 //              [--fault-seed S] [--silence-gone-ms MS] [--slow-ns NS] [--deadline-s S]
+//              [--control N]
 // Members 0..K-1 (default: all) write R records each; every member expects R records from each
 // of the other writers. With --silence-gone-ms, a peer not heard from for that long is declared
-// gone (the hook the membership layer will use).
+// gone (the hook the membership layer will use). With --control, a second thread exchanges N
+// control datagrams with every peer (dgram_member.h).
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,21 +44,7 @@ bool parse(int argc, char** argv, Args* a) {
     const std::string k = argv[i];
     if (i + 1 >= argc) return false;
     const char* v = argv[++i];
-    if (cohort::testing::parse_member_option(k, v, &a->udp, &a->m)) {
-      continue;
-    } else if (k == "--loss") {
-      a->udp.fault.drop_rate = std::strtod(v, nullptr);
-    } else if (k == "--dup") {
-      a->udp.fault.duplicate_rate = std::strtod(v, nullptr);
-    } else if (k == "--reorder") {
-      a->udp.fault.reorder_rate = std::strtod(v, nullptr);
-    } else if (k == "--delay") {
-      a->udp.fault.delay_rate = std::strtod(v, nullptr);
-    } else if (k == "--fault-seed") {
-      a->udp.fault.seed = std::strtoull(v, nullptr, 10);
-    } else {
-      return false;
-    }
+    if (!cohort::testing::parse_member_option(k, v, &a->udp, &a->m)) return false;
   }
   return !a->udp.members.empty();
 }
@@ -75,7 +63,7 @@ int main(int argc, char** argv) {
                  "usage: udp_member --members A:P,B:Q[,...] --self N --group G [--records R] "
                  "[--writers K] [--log-bytes B] [--mtu M] [--loss P] [--dup P] [--reorder P] "
                  "[--delay P] [--fault-seed S] [--silence-gone-ms MS] [--slow-ns NS] "
-                 "[--deadline-s S]\n");
+                 "[--deadline-s S] [--control N]\n");
     return 2;
   }
   setvbuf(stdout, nullptr, _IOLBF, 0);

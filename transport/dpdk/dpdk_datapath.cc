@@ -120,11 +120,13 @@ void DpdkPort::handle_arp(const std::byte* frame, uint32_t len) noexcept {
   }
 }
 
-// An IPv4/UDP frame to our address and data port, whole and unfragmented: the datagram.
-bool DpdkPort::accept_udp(rte_mbuf* m, dgram::RxDatagram* out) noexcept {
+// An IPv4 frame to our address: a UDP datagram to our data port is handed to the engine (true);
+// one to our control port, and fragments (which only control datagrams make), go to the control
+// channel (dpdk_control.cc); everything else is counted and dropped.
+bool DpdkPort::accept_ipv4(rte_mbuf* m, dgram::RxDatagram* out, uint64_t now_ns) noexcept {
   const uint32_t len = rte_pktmbuf_data_len(m);
   const auto* base = rte_pktmbuf_mtod(m, const std::byte*);
-  if (m->nb_segs != 1 || len < kEthBytes + kIpBytes + kUdpBytes) {
+  if (m->nb_segs != 1 || len < kEthBytes + kIpBytes) {
     ++stats_.rx_malformed;
     return false;
   }
@@ -135,37 +137,46 @@ bool DpdkPort::accept_udp(rte_mbuf* m, dgram::RxDatagram* out) noexcept {
     return false;
   }
   const uint32_t ip_len = rte_be_to_cpu_16(ip->total_length);
-  const uint16_t frag = rte_be_to_cpu_16(ip->fragment_offset);
-  if (ip_len < kIpBytes + kUdpBytes || ip_len > len - kEthBytes || rte_ipv4_cksum(ip) != 0 ||
-      (frag & (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0) {
+  if (ip_len <= kIpBytes || rte_ipv4_cksum(ip) != 0) {
     ++stats_.rx_malformed;
     return false;
   }
+  if (ip_len > len - kEthBytes) {
+    // Longer than what the PMD handed over: af_packet cuts what exceeds its framesz, and the
+    // kernel under it reassembles fragments first (NOTES.md, mbuf_bytes).
+    ++stats_.rx_truncated;
+    return false;
+  }
+  // Any IPv4 frame from a member's address tells us its MAC.
+  const auto* eth = reinterpret_cast<const rte_ether_hdr*>(base);
+  learn(ip->src_addr, eth->src_addr.addr_bytes);
+  const uint16_t frag = rte_be_to_cpu_16(ip->fragment_offset);
+  if ((frag & (RTE_IPV4_HDR_MF_FLAG | RTE_IPV4_HDR_OFFSET_MASK)) != 0) {
+    accept_fragment(base + kEthBytes, ip_len, now_ns);
+    return false;
+  }
   const auto* udp = reinterpret_cast<const rte_udp_hdr*>(ip + 1);
+  const uint32_t udp_len = ip_len < kIpBytes + kUdpBytes ? 0 : rte_be_to_cpu_16(udp->dgram_len);
+  if (udp_len < kUdpBytes || udp_len > ip_len - kIpBytes) {
+    ++stats_.rx_malformed;
+    return false;
+  }
   if (udp->dst_port != self_port_be_) {
-    // Our port + 1 is the control channel of a udp peer's view of us; not served here.
-    if (rte_be_to_cpu_16(udp->dst_port) == rte_be_to_cpu_16(self_port_be_) + 1) {
-      ++stats_.rx_control_port;
+    if (udp->dst_port == self_control_port_be_) {
+      accept_control(ip->src_addr, {base + kEthBytes + kIpBytes, udp_len});
     } else {
       ++stats_.rx_not_for_us;
     }
     return false;
   }
-  const uint32_t udp_len = rte_be_to_cpu_16(udp->dgram_len);
-  if (udp_len < kUdpBytes || udp_len > ip_len - kIpBytes) {
-    ++stats_.rx_malformed;
-    return false;
-  }
   // The UDP checksum is not checked: the frame's own CRC32C covers header and payload, and a
   // kernel peer on a veth may leave a partial (offload) checksum in the field.
-  const auto* eth = reinterpret_cast<const rte_ether_hdr*>(base);
-  learn(ip->src_addr, eth->src_addr.addr_bytes);
   out->from = member_of(ip->src_addr, udp->src_port);
   out->bytes = {base + kEthBytes + kIpBytes + kUdpBytes, udp_len - kUdpBytes};
   return true;
 }
 
-uint32_t DpdkPort::recv_burst(dgram::RxDatagram* rx, uint32_t max, uint64_t) noexcept {
+uint32_t DpdkPort::recv_burst(dgram::RxDatagram* rx, uint32_t max, uint64_t now_ns) noexcept {
   // The previous burst's datagrams were valid until now.
   if (rx_held_n_ != 0) {
     rte_pktmbuf_free_bulk(rx_held_, rx_held_n_);
@@ -190,7 +201,7 @@ uint32_t DpdkPort::recv_burst(dgram::RxDatagram* rx, uint32_t max, uint64_t) noe
     if (type == RTE_ETHER_TYPE_ARP) {
       handle_arp(rte_pktmbuf_mtod(m, const std::byte*), len);
       rte_pktmbuf_free(m);
-    } else if (type == RTE_ETHER_TYPE_IPV4 && accept_udp(m, &rx[n])) {
+    } else if (type == RTE_ETHER_TYPE_IPV4 && accept_ipv4(m, &rx[n], now_ns)) {
       rx_held_[rx_held_n_++] = m;
       ++n;
     } else {
@@ -200,6 +211,13 @@ uint32_t DpdkPort::recv_burst(dgram::RxDatagram* rx, uint32_t max, uint64_t) noe
   }
   stats_.rx_datagrams += n;
   return n;
+}
+
+// Asks for an unresolved peer's MAC, at most every arp_retry_ns.
+void DpdkPort::request_arp(Peer* peer, uint64_t now_ns) noexcept {
+  if (now_ns < peer->next_arp_ns) return;
+  peer->next_arp_ns = now_ns + arp_retry_ns_;
+  send_arp(RTE_ARP_OP_REQUEST, kBroadcast, peer->ip_be);
 }
 
 rte_mbuf* DpdkPort::build_udp(const Peer& peer, const dgram::TxDatagram& d) noexcept {
@@ -250,10 +268,7 @@ uint32_t DpdkPort::send_burst(const dgram::TxDatagram* tx, uint32_t n, uint64_t 
       if (!peer.mac_known) {
         // Dropped like a lost datagram: the engine repairs it once the peer is resolved.
         ++stats_.tx_no_arp;
-        if (now_ns >= peer.next_arp_ns) {
-          peer.next_arp_ns = now_ns + arp_retry_ns_;
-          send_arp(RTE_ARP_OP_REQUEST, kBroadcast, peer.ip_be);
-        }
+        request_arp(&peer, now_ns);
         ++consumed;
         continue;
       }

@@ -1,5 +1,6 @@
 // Setup of the dpdk transport: the EAL (once per process), the port with one RX and one TX
-// queue, the mbuf pool, the addresses, the engine. Control path only.
+// queue, the mbuf pool, the addresses, the control channel's queues, the fault decorator and the
+// engine. Control path only.
 #include <arpa/inet.h>
 #include <rte_arp.h>
 #include <rte_eal.h>
@@ -160,7 +161,14 @@ Status DpdkTransport::setup() {
   const auto n = static_cast<uint32_t>(o.members.size());
   COHORT_TRY(check_group_and_self("dpdk", o.group, o.self, n));
   const uint64_t frame_bytes = wire::frame_size(o.mtu_payload) + kHeadersBytes;
-  if (frame_bytes > RTE_MBUF_DEFAULT_DATAROOM || frame_bytes > RTE_ETHER_MAX_LEN - 4) {
+  // 1514: the largest frame we send (data, or a control fragment); DPDK's data room is 16 bits.
+  if (o.mbuf_bytes < RTE_ETHER_MAX_LEN - 4 || o.mbuf_bytes > UINT16_MAX - RTE_PKTMBUF_HEADROOM) {
+    return Error(Errc::kInvalidArgument,
+                 "dpdk: mbuf_bytes " + std::to_string(o.mbuf_bytes) +
+                     " cannot hold a 1514-byte frame or is over DPDK's 16-bit data room; use "
+                     "2048 (the default), or 16384 for af_packet with framesz=16384");
+  }
+  if (frame_bytes > o.mbuf_bytes || frame_bytes > RTE_ETHER_MAX_LEN - 4) {
     return Error(Errc::kInvalidArgument,
                  "dpdk: mtu_payload " + std::to_string(o.mtu_payload) + " makes " +
                      std::to_string(frame_bytes) +
@@ -174,9 +182,12 @@ Status DpdkTransport::setup() {
       return std::move(a).error().with_context("dpdk: member " + std::to_string(m) + " ");
     port_.peers_[m].ip_be = a->sin_addr.s_addr;
     port_.peers_[m].udp_port_be = a->sin_port;
+    // parse_endpoint() takes ports up to 65534 only, so port + 1 exists.
+    port_.peers_[m].control_port_be = htons(static_cast<uint16_t>(ntohs(a->sin_port) + 1));
   }
   port_.self_ip_be_ = port_.peers_[o.self].ip_be;
   port_.self_port_be_ = port_.peers_[o.self].udp_port_be;
+  port_.self_control_port_be_ = port_.peers_[o.self].control_port_be;
   // Our own entry never needs ARP.
   port_.peers_[o.self].mac_known = true;
 
@@ -187,19 +198,46 @@ Status DpdkTransport::setup() {
                      " RX descriptors and leave room to send; raise mbufs or lower rx_descriptors");
   }
   port_.arp_retry_ns_ = o.arp_retry_ns;
+  group_id_ = dgram::group_id_of(o.group.c_str());
+  COHORT_TRY(setup_control());
   COHORT_TRY(start_eal(o.eal_args));
   COHORT_TRY(open_port());
 
+  fault::FaultOptions f = o.fault;
+  // The decorator holds whole frames.
+  f.max_datagram_bytes = static_cast<uint32_t>(wire::frame_size(o.mtu_payload));
+  auto fp = Port::create(&port_, f);
+  if (!fp.ok()) return std::move(fp).error().with_context("dpdk: ");
+  fault_port_.emplace(std::move(fp).value());
+  if (fault_port_->injector().enabled()) {
+    COHORT_LOG_INFO("dpdk: member {} injects faults with seed {} (replay with fault.seed)", o.self,
+                    fault_port_->injector().seed());
+  }
+
   dgram::DgramOptions d;
-  d.group_id = dgram::group_id_of(o.group.c_str());
+  d.group_id = group_id_;
   d.self = o.self;
   d.members = n;
   d.log_bytes = o.log_bytes;
   d.mtu_payload = o.mtu_payload;
   d.timers = o.timers;
-  auto engine = Engine::create(d, &port_);
+  auto engine = Engine::create(d, &*fault_port_);
   if (!engine.ok()) return std::move(engine).error().with_context("dpdk: ");
   engine_.emplace(std::move(engine).value());
+  return {};
+}
+
+// The control channel's two hand-over queues (control_queue.h): received datagrams for the
+// control core, datagrams to send for the data core. All their memory is taken here.
+Status DpdkTransport::setup_control() {
+  auto rx = ControlQueue::create(kControlRxSlots, kControlFrameBytes);
+  if (!rx.ok()) return std::move(rx).error().with_context("dpdk: control queue: ");
+  auto tx = ControlQueue::create(kControlTxSlots, kControlFrameBytes);
+  if (!tx.ok()) return std::move(tx).error().with_context("dpdk: control queue: ");
+  control_rx_ = std::move(rx).value();
+  control_tx_ = std::move(tx).value();
+  port_.control_rx_ = control_rx_.get();
+  port_.control_tx_ = control_tx_.get();
   return {};
 }
 
@@ -218,7 +256,8 @@ Status DpdkTransport::open_port() {
   const std::string what = "dpdk: port " + std::to_string(id) + " (" + port_list() + ")";
 
   const std::string pool_name = "cohort_pool_" + std::to_string(id);
-  p.pool_ = rte_pktmbuf_pool_create(pool_name.c_str(), o.mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+  p.pool_ = rte_pktmbuf_pool_create(pool_name.c_str(), o.mbufs, 256, 0,
+                                    static_cast<uint16_t>(RTE_PKTMBUF_HEADROOM + o.mbuf_bytes),
                                     static_cast<int>(rte_socket_id()));
   if (p.pool_ == nullptr) {
     return Error(Errc::kUnavailable, "dpdk: cannot create a pool of " + std::to_string(o.mbufs) +
@@ -264,15 +303,29 @@ std::string DpdkTransport::describe() const {
   const dgram::DgramStats& s = log().stats();
   const DpdkPort::Stats& p = port_stats();
   auto u = [](uint64_t v) { return std::to_string(v); };
+  const fault::FaultStats& f = faults().stats();
+  const Ipv4Reassembly::Stats& r = port_.reassembly_stats();
+  const ControlStats& c = control_stats_;
   return "tx data " + u(s.tx_data_frames) + " repairs " + u(s.tx_repair_frames) + " nacks " +
          u(s.tx_nacks) + " status " + u(s.tx_status) + " heartbeats " + u(s.tx_heartbeats) +
          " refused " + u(s.tx_refused) + "; rx data " + u(s.rx_data_frames) + " duplicates " +
          u(s.rx_duplicate) + " nacks " + u(s.rx_nacks) + " decode drops " + u(s.decode.dropped()) +
+         "; faults seed " + u(faults().seed()) + " dropped " + u(f.dropped) + " duplicated " +
+         u(f.duplicated) + " reordered " + u(f.reordered) + " delayed " + u(f.delayed) +
          "; port tx " + u(p.tx_datagrams) + " full " + u(p.tx_full) + " no-arp " + u(p.tx_no_arp) +
          " arp req " + u(p.tx_arp_requests) + " arp rep " + u(p.tx_arp_replies) + " arp lost " +
          u(p.tx_arp_lost) + "; rx frames " + u(p.rx_frames) + " datagrams " + u(p.rx_datagrams) +
-         " arp " + u(p.rx_arp) + " not-for-us " + u(p.rx_not_for_us) + " control-port " +
-         u(p.rx_control_port) + " malformed " + u(p.rx_malformed);
+         " arp " + u(p.rx_arp) + " not-for-us " + u(p.rx_not_for_us) + " malformed " +
+         u(p.rx_malformed) + " truncated " + u(p.rx_truncated) + "; control sent " + u(c.sent) +
+         " would-block " + u(c.would_block) + " wire " + u(p.tx_control) + " frames " +
+         u(p.tx_control_frames) + " no-arp " + u(p.tx_control_no_arp) + " full " +
+         u(p.tx_control_full) + "; control rx " + u(p.rx_control) + " received " + u(c.received) +
+         " queue-full " + u(p.rx_control_queue_full) + " too-large " + u(p.rx_control_too_large) +
+         " non-member " + u(c.non_member) + " mismatch " + u(c.sender_mismatch) + " wrong-type " +
+         u(c.wrong_type) + " decode drops " + u(c.decode.dropped()) + "; fragments " +
+         u(p.rx_fragments) + " reassembled " + u(r.completed) + " malformed " + u(r.malformed) +
+         " too-large " + u(r.too_large) + " expired " + u(r.expired) + " evicted " + u(r.evicted) +
+         " data " + u(p.rx_fragmented_data);
 }
 
 }  // namespace cohort::transport::dpdk
