@@ -78,22 +78,22 @@ enum class MemberState : uint8_t {
 const char* member_state_name(MemberState state) noexcept;
 
 enum class SendResult : uint8_t {
-  kOk,          // appended, or held for the next view while wedged
-  kFull,        // max_pending_sends held already: back off
-  kTooLarge,    // over max_payload_bytes
-  kNotMember,   // joining, left or removed
+  kOk,         // appended, or held for the next view while wedged
+  kFull,       // max_pending_sends held already: back off
+  kTooLarge,   // over max_payload_bytes
+  kNotMember,  // joining, left or removed
 };
 
 // Counters a driver or `cohort stat` may read; updated on the member's thread.
 struct MemberCounters {
   uint64_t sent = 0;
   uint64_t delivered = 0;
-  uint64_t records_dropped_stale = 0;   // from an old view or a non-member
+  uint64_t records_dropped_stale = 0;  // from an old view or a non-member
   uint64_t records_malformed = 0;
   uint64_t control_dropped_stale = 0;
   uint64_t control_malformed = 0;
-  uint64_t view_changes_started = 0;    // as leader
-  uint64_t attempts = 0;                // PROPOSE attempts started as leader
+  uint64_t view_changes_started = 0;  // as leader
+  uint64_t attempts = 0;              // PROPOSE attempts started as leader
   uint64_t relayed_records = 0;
   uint64_t cut_off = 0;
 };

@@ -1,0 +1,485 @@
+// Member: normal operation in a view (PROTOCOL.md, "Normal operation in view v"): sending,
+// the records of the logs, the sequencer's ORDER batches, delivery in the three modes, and
+// stability. The view change lives in member_flush.cc.
+#include <algorithm>
+#include <bit>
+
+#include "membership/protocol/member_impl.h"
+#include "runtime/assert.h"
+
+namespace cohort::membership {
+namespace {
+
+// How far ahead of what is held contiguously a record may point: a bound on the memory a
+// malformed or hostile record can make a member reserve.
+constexpr uint64_t kMaxAhead = 1U << 20;
+constexpr size_t kMaxFuture = 1U << 22;
+
+}  // namespace
+
+const char* mode_name(Mode mode) noexcept {
+  switch (mode) {
+    case Mode::kFifo: return "fifo";
+    case Mode::kTotal: return "total";
+    case Mode::kSafe: return "safe";
+  }
+  return "?";
+}
+
+bool operator==(const View& a, const View& b) noexcept {
+  if (a.id != b.id || a.count != b.count) return false;
+  for (uint32_t i = 0; i < a.count; ++i) {
+    if (a.members[i] != b.members[i]) return false;
+  }
+  return true;
+}
+
+const char* action_kind_name(ActionKind kind) noexcept {
+  switch (kind) {
+    case ActionKind::kAppend: return "append";
+    case ActionKind::kSend: return "send";
+    case ActionKind::kDeliver: return "deliver";
+    case ActionKind::kInstall: return "install";
+    case ActionKind::kTakeSnapshot: return "take_snapshot";
+    case ActionKind::kRestore: return "restore";
+    case ActionKind::kLeft: return "left";
+    case ActionKind::kRemoved: return "removed";
+    case ActionKind::kCutOff: return "cut_off";
+  }
+  return "?";
+}
+
+const char* member_state_name(MemberState state) noexcept {
+  switch (state) {
+    case MemberState::kIdle: return "idle";
+    case MemberState::kJoining: return "joining";
+    case MemberState::kActive: return "active";
+    case MemberState::kWedged: return "wedged";
+    case MemberState::kLeft: return "left";
+    case MemberState::kRemoved: return "removed";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+void Member::Impl::emit(ActionKind kind) {
+  PendingAction p{};
+  p.action.kind = kind;
+  pending.push_back(p);
+  out_built = false;
+}
+
+// Application-facing actions of a joiner wait until its snapshot is applied: the application
+// must see restore() before anything of its first view.
+void Member::Impl::emit_app(const Action& a) {
+  if (!restored) {
+    buffered_app.push_back(a);
+    return;
+  }
+  PendingAction p{};
+  p.action = a;
+  pending.push_back(p);
+  out_built = false;
+}
+
+Writer Member::Impl::begin_bytes(ActionKind kind, NodeId to, size_t* mark) {
+  *mark = arena.size();
+  PendingAction p{};
+  p.action.kind = kind;
+  p.action.to = to;
+  p.in_arena = true;
+  p.offset = static_cast<uint32_t>(arena.size());
+  pending.push_back(p);
+  out_built = false;
+  return Writer(&arena);
+}
+
+void Member::Impl::end_bytes(size_t mark) {
+  pending.back().length = static_cast<uint32_t>(arena.size() - mark);
+}
+
+// Control datagrams addressed to this member itself (the leader's own answers) are handled
+// after the handler that sent them returns, so no handler runs inside another.
+void Member::Impl::run_loopback() {
+  for (size_t guard = 0; !loopback.empty() && guard < 64; ++guard) {
+    auto batch = std::move(loopback);
+    loopback.clear();
+    for (auto& [to, bytes] : batch) handle_control(self.node, bytes);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records
+
+void Member::Impl::handle_record(NodeId from, std::span<const std::byte> record) {
+  if (!in_view() && state != MemberState::kJoining) return;
+  Reader r(record);
+  RecordHead h{};
+  if (!get_record_head(r, &h) || h.writer.node != from) {
+    ++counters.records_malformed;
+    return;
+  }
+  if (h.writer == self) return;
+  if (state == MemberState::kJoining || h.view > cur->view.id) {
+    // A view this member has not installed yet: keep it for then (the log keeps the bytes).
+    if (future.size() < kMaxFuture) {
+      future.emplace_back(from, record);
+    } else {
+      ++counters.records_dropped_stale;
+    }
+    return;
+  }
+  ViewData& v = *cur;
+  const uint32_t rank = v.view.rank_of(h.writer);
+  if (h.view < v.view.id || rank == View::kNoRank) {
+    ++counters.records_dropped_stale;
+    return;
+  }
+  last_heard[rank] = now;
+  switch (h.kind) {
+    case RecordKind::kData:
+    case RecordKind::kRelayData: {
+      DataBody d{};
+      if (!get_data(r, &d) || d.rank >= v.view.count ||
+          (h.kind == RecordKind::kData && d.rank != rank) || (d.gseq_inline != 0 && d.rank != 0)) {
+        ++counters.records_malformed;
+        return;
+      }
+      on_data(v, d.rank, d);
+      break;
+    }
+    case RecordKind::kOrder:
+    case RecordKind::kRelayOrder: {
+      OrderBody o;
+      if (!get_order(r, &o) || (h.kind == RecordKind::kOrder && rank != 0) || !on_order(v, o)) {
+        ++counters.records_malformed;
+        return;
+      }
+      break;
+    }
+    case RecordKind::kAck: {
+      const uint64_t held = r.u64();
+      if (!r.at_end()) {
+        ++counters.records_malformed;
+        return;
+      }
+      v.acked[rank] = std::max(v.acked[rank], held);
+      break;
+    }
+  }
+  update_held(v);
+  try_deliver();
+  check_cut_progress();
+}
+
+void Member::Impl::on_data(ViewData& v, uint32_t rank, const DataBody& d) {
+  SenderState& s = v.senders[rank];
+  if (d.sseq > s.recv + kMaxAhead) {
+    ++counters.records_malformed;
+    return;
+  }
+  if (s.msgs.size() < d.sseq) s.msgs.resize(d.sseq);
+  Msg& m = s.msgs[d.sseq - 1];
+  if (m.held) return;  // a relay of what the sender's own log brought already, or the reverse
+  if (d.gseq_inline != 0 && !add_order(v, d.gseq_inline, rank, d.sseq)) {
+    ++counters.records_malformed;
+    return;
+  }
+  m.held = true;
+  m.mode = d.mode;
+  m.gseq_inline = d.gseq_inline;
+  m.payload = d.payload;
+  while (s.recv < s.msgs.size() && s.msgs[s.recv].held) ++s.recv;
+
+  // Planted bug: a total message delivered on receipt, before its ORDER entry is held.
+  if (config.bugs.deliver_before_order && active() && d.mode == Mode::kTotal &&
+      s.delivered + 1 == d.sseq) {
+    deliver(v, rank, d.sseq, ++bug_gseq);
+  }
+}
+
+bool Member::Impl::add_order(ViewData& v, uint64_t gseq, uint32_t rank, uint32_t sseq) {
+  if (gseq == 0 || gseq > v.ordered + kMaxAhead) return false;
+  if (v.order.size() < gseq) v.order.resize(gseq);
+  OrderSlot& o = v.order[gseq - 1];
+  if (o.present) return o.rank == rank && o.sseq == sseq;
+  o.present = true;
+  o.rank = static_cast<uint8_t>(rank);
+  o.sseq = sseq;
+  while (v.ordered < v.order.size() && v.order[v.ordered].present) ++v.ordered;
+  return true;
+}
+
+bool Member::Impl::on_order(ViewData& v, const OrderBody& o) {
+  uint64_t g = o.gseq_first;
+  for (uint32_t i = 0; i < o.count; ++i) {
+    const OrderRange& range = o.ranges[i];
+    if (range.rank >= v.view.count || range.sseq_to - range.sseq_from >= kMaxAhead) return false;
+    for (uint32_t k = range.sseq_from; k <= range.sseq_to; ++k) {
+      if (!add_order(v, g++, range.rank, k)) return false;
+    }
+  }
+  return true;
+}
+
+void Member::Impl::update_held(ViewData& v) {
+  while (v.held < v.ordered) {
+    const OrderSlot& o = v.order[v.held];
+    const Msg* m = v.msg(o.rank, o.sseq);
+    if (m == nullptr || !m->held) break;
+    ++v.held;
+  }
+}
+
+// The stability frontier: every member of the view holds gseqs up to here with their DATA.
+uint64_t Member::Impl::stable(const ViewData& v) const {
+  uint64_t low = v.held;
+  for (uint32_t r = 0; r < v.view.count; ++r) {
+    if (r != v.my_rank) low = std::min(low, v.acked[r]);
+  }
+  return low;
+}
+
+// Delivers what may be delivered now: FIFO messages on receipt, then the total order walk.
+// Nothing is delivered while wedged: from the wedge on, only the cut decides (PROTOCOL.md).
+void Member::Impl::try_deliver() {
+  if (!active() || !cur) return;
+  ViewData& v = *cur;
+  for (uint32_t r = 0; r < v.view.count; ++r) fifo_chain(v, r);
+  const uint64_t stable_gseq = stable(v);
+  while (v.walk < v.ordered && active()) {
+    const OrderSlot o = v.order[v.walk];
+    Msg* m = v.msg(o.rank, o.sseq);
+    if (m == nullptr || !m->held) break;
+    if (!m->delivered) {
+      const uint64_t g = v.walk + 1;
+      if (m->mode == Mode::kSafe && stable_gseq < g) break;
+      deliver(v, o.rank, o.sseq, m->mode == Mode::kFifo ? 0 : g);
+    }
+    ++v.walk;
+    fifo_chain(v, o.rank);
+  }
+}
+
+void Member::Impl::fifo_chain(ViewData& v, uint32_t rank) {
+  SenderState& s = v.senders[rank];
+  while (s.delivered < s.recv) {
+    Msg& m = s.msgs[s.delivered];
+    if (m.mode != Mode::kFifo) break;
+    deliver(v, rank, s.delivered + 1, 0);
+  }
+}
+
+void Member::Impl::deliver(ViewData& v, uint32_t rank, uint32_t sseq, uint64_t gseq) {
+  Msg* m = v.msg(rank, sseq);
+  COHORT_ASSERT(m != nullptr && m->held && !m->delivered);
+  SenderState& s = v.senders[rank];
+  // FIFO per sender: a sender's messages are delivered as a prefix. Planted bugs break this on
+  // purpose; the checker, not an assertion, must catch them.
+  if (!config.bugs.any()) COHORT_ASSERT_MSG(s.delivered + 1 == sseq, "delivery out of sseq order");
+  m->delivered = true;
+  s.delivered = std::max(s.delivered, sseq);
+  ++counters.delivered;
+  Action a{};
+  a.kind = ActionKind::kDeliver;
+  a.delivery = Delivery{v.view.members[rank], v.view.id, sseq, gseq, m->mode, m->payload};
+  emit_app(a);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sending and ordering
+
+void Member::Impl::append_data(Mode mode, std::span<const std::byte> payload) {
+  ViewData& v = *cur;
+  v.own_payloads.emplace_back(payload.begin(), payload.end());
+  const std::span<const std::byte> stored(v.own_payloads.back());
+  DataBody d{};
+  d.rank = static_cast<uint8_t>(v.my_rank);
+  d.mode = mode;
+  d.sseq = ++v.my_sseq;
+  // The sequencer's own messages carry their order inline: one hop instead of two.
+  d.gseq_inline = v.my_rank == 0 ? v.next_gseq++ : 0;
+  d.payload = stored;
+  append_record(RecordKind::kData, v.view.id, [&](Writer& w) { put_data(w, d); });
+  on_data(v, v.my_rank, d);
+  ++counters.sent;
+  update_held(v);
+  try_deliver();
+}
+
+// The sequencer orders, with one record, every DATA it holds and has not ordered, per sender
+// in sseq order (PROTOCOL.md, "Order").
+void Member::Impl::order_pending(ViewData& v) {
+  OrderRange ranges[kMaxMembers];
+  uint32_t n = 0;
+  const uint64_t first = v.next_gseq;
+  for (uint32_t r = 1; r < v.view.count; ++r) {
+    SenderState& s = v.senders[r];
+    if (s.recv <= s.ordered_upto) continue;
+    ranges[n++] = OrderRange{static_cast<uint8_t>(r), s.ordered_upto + 1, s.recv};
+    for (uint32_t k = s.ordered_upto + 1; k <= s.recv; ++k) {
+      COHORT_ASSERT(add_order(v, v.next_gseq++, r, k));
+    }
+    s.ordered_upto = s.recv;
+  }
+  if (n == 0) return;
+  append_record(RecordKind::kOrder, v.view.id,
+                [&](Writer& w) { put_order(w, first, std::span<const OrderRange>(ranges, n)); });
+}
+
+void Member::Impl::become_final(MemberState final_state) {
+  state = final_state;
+  emit(final_state == MemberState::kLeft ? ActionKind::kLeft : ActionKind::kRemoved);
+  lf = LeaderFlush{};
+  future.clear();
+  pending_sends.clear();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Member: the public face
+
+Member::Member(const ProtocolConfig& config, Uid self, uint32_t node_count)
+    : impl_(std::make_unique<Impl>(config, self, node_count)) {
+  COHORT_ASSERT(self.valid() && self.node < kMaxMembers && node_count <= kMaxMembers);
+}
+
+Member::~Member() = default;
+
+void Member::start_group(TimeNs now) {
+  Impl& m = *impl_;
+  COHORT_ASSERT(m.state == MemberState::kIdle);
+  m.now = now;
+  View v{};
+  v.id = 1;
+  v.count = 1;
+  v.members[0] = m.self;
+  m.enter_view(v, 0, false);
+}
+
+void Member::start_join(std::span<const NodeId> seeds, TimeNs now) {
+  Impl& m = *impl_;
+  COHORT_ASSERT(m.state == MemberState::kIdle);
+  m.now = now;
+  m.state = MemberState::kJoining;
+  m.seeds.assign(seeds.begin(), seeds.end());
+  m.join_sent_ns = 0;
+  m.tick_view();
+}
+
+void Member::leave(TimeNs now) {
+  Impl& m = *impl_;
+  m.now = now;
+  if (!m.in_view() || m.leaving) return;
+  if (m.cur->view.count == 1) {
+    m.become_final(MemberState::kLeft);
+    return;
+  }
+  m.leaving = true;
+  m.leave_sent_ns = 0;
+  m.tick_view();
+  m.run_loopback();
+}
+
+SendResult Member::send(Mode mode, std::span<const std::byte> payload, TimeNs now) {
+  Impl& m = *impl_;
+  m.now = now;
+  if (!m.in_view()) return SendResult::kNotMember;
+  if (payload.size() > m.config.max_payload_bytes) return SendResult::kTooLarge;
+  if (!m.active() || !m.pending_sends.empty()) {
+    if (m.pending_sends.size() >= m.config.max_pending_sends) return SendResult::kFull;
+    m.pending_sends.emplace_back(mode, std::vector<std::byte>(payload.begin(), payload.end()));
+    return SendResult::kOk;
+  }
+  m.append_data(mode, payload);
+  return SendResult::kOk;
+}
+
+void Member::on_record(NodeId from, std::span<const std::byte> record, TimeNs now) {
+  impl_->now = now;
+  impl_->handle_record(from, record);
+  impl_->run_loopback();
+}
+
+void Member::on_control(NodeId from, std::span<const std::byte> bytes, TimeNs now) {
+  impl_->now = now;
+  impl_->handle_control(from, bytes);
+  impl_->run_loopback();
+}
+
+void Member::tick(TimeNs now) {
+  impl_->now = now;
+  impl_->tick_view();
+  impl_->run_loopback();
+}
+
+void Member::end_burst(TimeNs now) {
+  Impl& m = *impl_;
+  m.now = now;
+  if (!m.active()) return;
+  ViewData& v = *m.cur;
+  if (v.my_rank == 0) {
+    m.order_pending(v);
+    m.update_held(v);
+    m.try_deliver();
+  }
+  if (m.active() && v.held > v.ack_sent) {
+    v.ack_sent = v.held;
+    m.append_record(RecordKind::kAck, v.view.id, [&](Writer& w) { w.u64(v.held); });
+  }
+}
+
+void Member::snapshot_taken(ViewId view, std::span<const std::byte> snapshot) {
+  Impl& m = *impl_;
+  m.snapshots.emplace_back(view, std::vector<std::byte>(snapshot.begin(), snapshot.end()));
+  while (m.snapshots.size() > 4) m.snapshots.pop_front();
+}
+
+std::span<const Action> Member::actions() const noexcept {
+  Impl& m = *impl_;
+  if (!m.out_built) {
+    m.out.clear();
+    for (const PendingAction& p : m.pending) {
+      Action a = p.action;
+      if (p.in_arena) a.bytes = std::span<const std::byte>(m.arena.data() + p.offset, p.length);
+      m.out.push_back(a);
+    }
+    m.out_built = true;
+  }
+  return m.out;
+}
+
+void Member::clear_actions() noexcept {
+  impl_->pending.clear();
+  impl_->arena.clear();
+  impl_->out.clear();
+  impl_->out_built = true;
+}
+
+Uid Member::self() const noexcept {
+  return impl_->self;
+}
+MemberState Member::state() const noexcept {
+  return impl_->state;
+}
+const View& Member::view() const noexcept {
+  return impl_->cur ? impl_->cur->view : impl_->empty_view;
+}
+bool Member::restored() const noexcept {
+  return impl_->restored;
+}
+const MemberCounters& Member::counters() const noexcept {
+  return impl_->counters;
+}
+bool Member::leading_change() const noexcept {
+  return impl_->in_view() && impl_->lf.active;
+}
+bool Member::is_sequencer() const noexcept {
+  return impl_->in_view() && impl_->cur->my_rank == 0;
+}
+const Member::Coverage& Member::coverage() const noexcept {
+  return impl_->coverage;
+}
+
+}  // namespace cohort::membership
