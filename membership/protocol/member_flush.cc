@@ -39,7 +39,7 @@ uint32_t Member::Impl::local_suspects() const {
 // does not suspect (so a one-way link failure does not stall the group). Never itself.
 uint32_t Member::Impl::exclusion() const {
   const uint32_t local = local_suspects();
-  uint32_t mask = local;
+  uint32_t mask = local | unresponsive;
   for (uint32_t r = 0; r < cur->view.count; ++r) {
     if (r != cur->my_rank && (local & (1U << r)) == 0) mask |= reported[r];
   }
@@ -136,6 +136,17 @@ void Member::Impl::leader_tick() {
       begin_attempt();  // a participant failed: start again without it
       return;
     }
+    // PROTOCOL.md, round 2: a participant that does not answer in time is suspected, and the
+    // change starts again without it (its heartbeats may still arrive: a one-way link).
+    if (now > lf.started_ns + config.suspect_timeout_ns) {
+      const uint32_t done = lf.phase == LeaderFlush::Phase::kCollect ? lf.answered : lf.have_cut;
+      const uint32_t late = lf.participants & ~done & ~(1U << cur->my_rank);
+      if (late != 0 && majority(lf.participants & ~late)) {
+        unresponsive |= late;
+        begin_attempt();
+        return;
+      }
+    }
     if (now < lf.sent_ns + config.retry_interval_ns) return;
     lf.sent_ns = now;
     for (uint32_t r = 0; r < cur->view.count; ++r) {
@@ -176,6 +187,7 @@ void Member::Impl::begin_attempt() {
   lf.attempt = (max_round << 8) | cur->my_rank;
   lf.participants = participants;
   lf.sent_ns = now;
+  lf.started_ns = now;
   for (uint32_t r = 0; r < cur->view.count; ++r) {
     if ((participants & (1U << r)) == 0) continue;
     send_control(cur->view.members[r].node, ControlKind::kPropose,
@@ -659,6 +671,7 @@ void Member::Impl::enter_view(const View& view, uint32_t joiners_mask, bool join
   lf = LeaderFlush{};
   reported.fill(0);
   reported_wedged = 0;
+  unresponsive = 0;
   last_heard.fill(now);
   last_heartbeat_ns = 0;
   have_cut_attempt = 0;

@@ -69,6 +69,7 @@ struct LeaderFlush {
   uint32_t participants = 0;  // ranks of the current view asked, and required, to answer
   uint32_t answered = 0;
   uint32_t have_cut = 0;
+  TimeNs started_ns = 0;
   std::array<FlushState, kMaxMembers> states{};
   CutValue value{};
   uint8_t holders[kMaxMembers] = {};
@@ -105,6 +106,7 @@ struct Member::Impl {
   std::array<TimeNs, kMaxMembers> last_heard{};  // per rank of cur
   std::array<uint32_t, kMaxMembers> reported{};  // per rank: suspects mask from heartbeats
   uint32_t reported_wedged = 0;                  // ranks whose heartbeat says wedged
+  uint32_t unresponsive = 0;  // ranks that did not answer a view change in time (until install)
   bool cut_off = false;
 
   // --- the view change, member side
