@@ -840,8 +840,9 @@ void Member::Impl::on_snap_request(const ControlHead& h, NodeId from, Reader& r)
     return;
   }
   if (!cur->view.contains(h.from)) return;
-  for (const auto& [id, bytes] : snapshots) {
-    if (id != view) continue;
+  for (const auto& snapshot : snapshots) {
+    if (snapshot.first != view) continue;
+    const std::vector<std::byte>& bytes = snapshot.second;
     if (offset > bytes.size()) return;
     const uint32_t n =
         std::min<uint32_t>(kMaxSnapChunk, static_cast<uint32_t>(bytes.size()) - offset);
