@@ -1,0 +1,175 @@
+// Campaigns of seeds on threads (campaign.h).
+#include "tests/sim/campaign.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <ostream>
+#include <thread>
+
+namespace cohort::sim {
+namespace {
+
+// The seed each worker runs, for the abort reporter: plain atomics, read in a signal handler.
+constexpr uint32_t kMaxWorkers = 256;
+std::atomic<uint64_t> g_running[kMaxWorkers];
+CampaignConfig g_abort_config;
+
+void on_abort(int sig) {
+  char line[512];
+  for (uint32_t i = 0; i < kMaxWorkers; ++i) {
+    // relaxed: a best-effort report on the way down; no ordering with anything else matters.
+    const uint64_t seed = g_running[i].load(std::memory_order_relaxed);
+    if (seed == 0) continue;
+    SeedConfig c;
+    c.seed = seed;
+    c.ops = g_abort_config.ops;
+    c.members_max = g_abort_config.members_max;
+    c.bugs = g_abort_config.bugs;
+    // Not async-signal-safe (allocation), but the process is dying on an assertion anyway.
+    const std::string cmd = replay_command(c);
+    const int n = std::snprintf(line, sizeof line,
+                                "cohort-sim: aborted while running seed %llu; replay: %s\n",
+                                static_cast<unsigned long long>(seed), cmd.c_str());
+    if (n > 0) (void)!write(2, line, static_cast<size_t>(std::min<int>(n, sizeof line - 1)));
+  }
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+}  // namespace
+
+void install_abort_reporter(const CampaignConfig& config) {
+  g_abort_config = config;
+  std::signal(SIGABRT, on_abort);
+  std::signal(SIGSEGV, on_abort);
+}
+
+double CampaignResult::liveness_percentile(double p) const {
+  if (liveness_ms.empty()) return 0;
+  const size_t i = static_cast<size_t>(p * static_cast<double>(liveness_ms.size() - 1) + 0.5);
+  return liveness_ms[std::min(i, liveness_ms.size() - 1)];
+}
+
+CampaignResult run_campaign(const CampaignConfig& config) {
+  uint32_t threads = config.threads != 0 ? config.threads : std::thread::hardware_concurrency();
+  threads = std::clamp<uint32_t>(threads, 1, kMaxWorkers);
+  threads = static_cast<uint32_t>(std::min<uint64_t>(threads, std::max<uint64_t>(config.seeds, 1)));
+
+  std::vector<SeedResult> results(config.seeds);
+  std::vector<uint8_t> done(config.seeds, 0);
+  std::atomic<uint64_t> next{0};
+  // The lowest failing index so far; workers take no index above it.
+  std::atomic<uint64_t> stop_at{config.seeds};
+
+  const auto start = std::chrono::steady_clock::now();
+  auto worker = [&](uint32_t slot) {
+    for (;;) {
+      // relaxed: the index is a ticket; results are published by the join below.
+      const uint64_t i = next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= config.seeds || i > stop_at.load(std::memory_order_relaxed)) break;
+      SeedConfig sc;
+      sc.seed = config.first_seed + i;
+      sc.ops = config.ops;
+      sc.members_max = config.members_max;
+      sc.bugs = config.bugs;
+      g_running[slot].store(sc.seed, std::memory_order_relaxed);
+      results[i] = run_seed(sc);
+      g_running[slot].store(0, std::memory_order_relaxed);
+      done[i] = 1;
+      if (!results[i].ok() && config.stop_at_first_violation) {
+        uint64_t cur = stop_at.load(std::memory_order_relaxed);
+        while (i < cur && !stop_at.compare_exchange_weak(cur, i, std::memory_order_relaxed)) {
+        }
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (uint32_t t = 1; t < threads; ++t) pool.emplace_back(worker, t);
+  worker(0);
+  for (std::thread& t : pool) t.join();
+  const auto end = std::chrono::steady_clock::now();
+
+  CampaignResult r;
+  r.threads = threads;
+  r.wall_s = std::chrono::duration<double>(end - start).count();
+  const uint64_t limit =
+      config.stop_at_first_violation ? std::min(stop_at.load() + 1, config.seeds) : config.seeds;
+  for (uint64_t i = 0; i < limit; ++i) {
+    if (!done[i]) continue;  // stopping: an index above the first failure
+    SeedResult& s = results[i];
+    r.seeds_run++;
+    r.leader_crash_in_flush += s.leader_crash_in_flush;
+    r.sequencer_crash_in_flight += s.sequencer_crash_in_flight;
+    r.partition_heal += s.partition_heal;
+    r.join_under_load += s.join_under_load;
+    r.halves_split += s.halves_split;
+    r.group_lost += s.group_lost;
+    r.protocol_leader_failed_in_flush += s.protocol.leader_failed_in_flush > 0;
+    r.protocol_sequencer_failed_in_flight += s.protocol.sequencer_failed_in_flight > 0;
+    r.protocol_cut_adopted += s.protocol.cut_adopted > 0;
+    r.protocol_relays_served += s.protocol.relays_served > 0;
+    if (s.converged) r.liveness_ms.push_back(s.liveness_ms);
+    r.sim_ms += s.sim_ms;
+    r.deliveries += s.deliveries;
+    r.installs += s.installs;
+    if (!s.ok()) {
+      if (r.first_violation_seed == 0) r.first_violation_seed = s.seed;
+      r.failures.push_back(std::move(s));
+    }
+  }
+  std::sort(r.liveness_ms.begin(), r.liveness_ms.end());
+  return r;
+}
+
+void print_summary(const CampaignConfig& config, const CampaignResult& r, std::ostream& out) {
+  for (const SeedResult& s : r.failures) {
+    SeedConfig sc;
+    sc.seed = s.seed;
+    sc.ops = config.ops;
+    sc.members_max = config.members_max;
+    sc.bugs = config.bugs;
+    out << "VIOLATION seed " << s.seed << " (" << s.profile << ")\n";
+    for (const std::string& v : s.violations) out << "  " << v << "\n";
+    out << "  replay: " << replay_command(sc) << "\n";
+  }
+  const std::string bugs = bug_names(config.bugs);
+  out << "campaign: seeds " << config.first_seed << ".." << config.first_seed + config.seeds - 1
+      << " (" << r.seeds_run << " run), ops " << config.ops << ", members 3.."
+      << std::clamp<uint32_t>(config.members_max, 3, 12) << ", threads " << r.threads << ", bug "
+      << (bugs.empty() ? "none" : bugs) << "\n";
+  out << "coverage (seeds): leader_crash_in_flush " << r.leader_crash_in_flush
+      << ", sequencer_crash_in_flight " << r.sequencer_crash_in_flight << ", partition_heal "
+      << r.partition_heal << ", join_under_load " << r.join_under_load << ", halves_split "
+      << r.halves_split << "\n";
+  out << "seeds whose faults killed a majority of the last view (liveness not asked): "
+      << r.group_lost << "\n";
+  out << "coverage by the members (seeds): leader_failed_in_flush "
+      << r.protocol_leader_failed_in_flush << ", sequencer_failed_in_flight "
+      << r.protocol_sequencer_failed_in_flight << ", cut_adopted " << r.protocol_cut_adopted
+      << ", relays_served " << r.protocol_relays_served << "\n";
+  out << "liveness_ms (heal to a stable view with probes delivered, " << r.liveness_ms.size()
+      << " seeds): p50 " << r.liveness_percentile(0.50) << " p90 " << r.liveness_percentile(0.90)
+      << " p99 " << r.liveness_percentile(0.99) << " max "
+      << (r.liveness_ms.empty() ? 0 : r.liveness_ms.back()) << "\n";
+  out << "simulated " << r.sim_ms / 1000 << " s, " << r.deliveries << " deliveries, " << r.installs
+      << " installs, in " << r.wall_s << " s\n";
+  out << "figure sim_seeds " << r.seeds_run << " seeds\n";
+  out << "figure sim_seeds_per_s "
+      << (r.wall_s > 0 ? static_cast<double>(r.seeds_run) / r.wall_s : 0) << " seeds/s\n";
+  out << "figure sim_violations " << r.failures.size() << " count\n";
+  out << "figure sim_liveness_ms_p99 " << r.liveness_percentile(0.99) << " ms\n";
+  out << "figure sim_coverage_leader_crash_in_flush " << r.leader_crash_in_flush << " seeds\n";
+  out << "figure sim_coverage_sequencer_crash_in_flight " << r.sequencer_crash_in_flight
+      << " seeds\n";
+  out << "figure sim_coverage_partition_heal " << r.partition_heal << " seeds\n";
+  out << "figure sim_coverage_join_under_load " << r.join_under_load << " seeds\n";
+}
+
+}  // namespace cohort::sim

@@ -1,0 +1,327 @@
+// The cluster driver (cluster.h).
+#include "tests/sim/cluster.h"
+
+#include <algorithm>
+#include <ostream>
+
+#include "runtime/assert.h"
+
+namespace cohort::sim {
+namespace {
+
+constexpr TimeNs kTick = kMs;
+constexpr TimeNs kQuantum = 100 * kUs;
+
+TimeNs round_up(TimeNs t, TimeNs q) {
+  return (t + q - 1) / q * q;
+}
+
+}  // namespace
+
+Cluster::Cluster(uint32_t nodes, uint64_t net_seed, const ProtocolConfig& config, Checker* checker,
+                 std::ostream* verbose)
+    : config_(config),
+      checker_(checker),
+      verbose_(verbose),
+      net_(nodes, net_seed),
+      rng_(net_seed ^ 0x243f6a8885a308d3ULL),
+      slots_(nodes) {
+  COHORT_ASSERT(nodes <= 64);
+}
+
+Cluster::~Cluster() {
+  // Members hold spans into the network's logs: they go first.
+  for (Slot& s : slots_) s.member.reset();
+}
+
+void Cluster::at(TimeNs at, std::function<void()> fn) {
+  events_.push(Event{std::max(at, now_), event_seq_++, std::move(fn)});
+}
+
+bool Cluster::run_until(TimeNs end, const std::function<bool()>& stop) {
+  for (;;) {
+    if (stop && stop()) return true;
+    TimeNs t = next_tick_;
+    const TimeNs due = net_.next_due();
+    if (due != transport::sim::kNever) t = std::min(t, std::max(round_up(due, kQuantum), now_));
+    if (!events_.empty()) t = std::min(t, events_.top().at);
+    if (t > end) {
+      now_ = std::max(now_, end);
+      return false;
+    }
+    now_ = t;
+    step();
+    if (after_step) after_step();
+  }
+}
+
+void Cluster::step() {
+  counters_.steps++;
+  touched_ = 0;
+  transport::sim::Item item;
+  while (net_.pop(now_, &item)) {
+    Slot& s = slots_[item.to];
+    if (s.member == nullptr || s.paused) continue;  // the net drops these; belt and braces
+    hash(0x1000 + item.to);
+    if (item.kind == transport::sim::ItemKind::kRecord) {
+      s.member->on_record(item.from, item.bytes, now_);
+    } else {
+      s.member->on_control(item.from, item.bytes, now_);
+    }
+    touched_ |= uint64_t{1} << item.to;
+    drain(item.to);
+  }
+  while (!events_.empty() && events_.top().at <= now_) {
+    std::function<void()> fn = std::move(const_cast<Event&>(events_.top()).fn);
+    events_.pop();
+    fn();
+  }
+  if (next_tick_ <= now_) {
+    for (NodeId n = 0; n < nodes(); ++n) {
+      Slot& s = slots_[n];
+      if (s.member == nullptr || s.paused) continue;
+      s.member->tick(now_);
+      touched_ |= uint64_t{1} << n;
+      drain(n);
+    }
+    next_tick_ = now_ + kTick;
+  }
+  for (NodeId n = 0; n < nodes(); ++n) {
+    Slot& s = slots_[n];
+    if ((touched_ & (uint64_t{1} << n)) == 0 || s.member == nullptr || s.paused) continue;
+    s.member->end_burst(now_);
+    drain(n);
+  }
+}
+
+// --- nodes -------------------------------------------------------------------------------------
+
+void Cluster::start(NodeId node, bool founder) {
+  Slot& s = slots_[node];
+  COHORT_ASSERT(s.member == nullptr);
+  s.incarnation++;
+  s.paused = false;
+  s.app = AppState{};
+  const Uid self{node, s.incarnation};
+  net_.start(node, now_);
+  s.member = std::make_unique<Member>(config_, self, nodes());
+  checker_->on_start(self, founder, now_);
+  hash(0x2000 + node);
+  if (founder) {
+    s.member->start_group(now_);
+  } else {
+    std::vector<NodeId> seeds;
+    for (NodeId n = 0; n < nodes(); ++n) {
+      if (n != node) seeds.push_back(n);
+    }
+    s.member->start_join(seeds, now_);
+  }
+  touched_ |= uint64_t{1} << node;
+  drain(node);
+}
+
+void Cluster::crash(NodeId node) {
+  Slot& s = slots_[node];
+  COHORT_ASSERT(s.member != nullptr);
+  counters_.crashes++;
+  hash(0x3000 + node);
+  checker_->on_crash(uid(node), now_);
+  collect_coverage(*s.member);
+  s.member.reset();
+  s.paused = false;
+  net_.crash(node, now_);
+}
+
+void Cluster::pause(NodeId node) {
+  Slot& s = slots_[node];
+  COHORT_ASSERT(s.member != nullptr);
+  hash(0x4000 + node);
+  s.paused = true;
+  net_.pause(node, now_);
+}
+
+void Cluster::resume(NodeId node) {
+  Slot& s = slots_[node];
+  if (s.member == nullptr || !s.paused) return;
+  hash(0x5000 + node);
+  s.paused = false;
+  net_.resume(node, now_);
+}
+
+void Cluster::leave(NodeId node) {
+  Slot& s = slots_[node];
+  COHORT_ASSERT(s.member != nullptr && !s.paused);
+  hash(0x6000 + node);
+  s.member->leave(now_);
+  touched_ |= uint64_t{1} << node;
+  drain(node);
+}
+
+SendResult Cluster::app_send(NodeId node, Mode mode, uint64_t* id_out) {
+  Slot& s = slots_[node];
+  COHORT_ASSERT(s.member != nullptr && !s.paused);
+  const uint64_t id = next_message_id();
+  if (id_out != nullptr) *id_out = id;
+  const std::vector<std::byte> payload = make_payload(id, rng_);
+  const SendResult r = s.member->send(mode, payload, now_);
+  checker_->on_send(uid(node), id, mode, payload, r, now_);
+  if (r == SendResult::kOk) {
+    counters_.sends_ok++;
+  } else {
+    counters_.sends_refused++;
+  }
+  hash(0x7000 + node);
+  hash(static_cast<uint64_t>(r) << 8 | static_cast<uint64_t>(mode));
+  touched_ |= uint64_t{1} << node;
+  drain(node);
+  return r;
+}
+
+// --- actions -----------------------------------------------------------------------------------
+
+void Cluster::drain(NodeId node) {
+  Member* m = slots_[node].member.get();
+  if (m == nullptr) return;
+  counters_.calls++;
+  const std::span<const membership::Action> actions = m->actions();
+  if (actions.empty()) return;
+  std::vector<Owned> batch(actions.size());
+  for (size_t i = 0; i < actions.size(); ++i) {
+    const membership::Action& a = actions[i];
+    batch[i].action = a;
+    batch[i].bytes.assign(a.bytes.begin(), a.bytes.end());
+    batch[i].payload.assign(a.delivery.payload.begin(), a.delivery.payload.end());
+  }
+  m->clear_actions();
+  ActionKind end = ActionKind::kAppend;  // kLeft or kRemoved when the process ends
+  for (Owned& a : batch) {
+    if (slots_[node].member == nullptr) break;
+    carry_out(node, a, &end);
+  }
+  if (end == ActionKind::kLeft || end == ActionKind::kRemoved) end_process(node, end);
+}
+
+void Cluster::carry_out(NodeId node, Owned& owned, ActionKind* end) {
+  Slot& s = slots_[node];
+  membership::Action& a = owned.action;
+  counters_.actions++;
+  hash(now_);
+  hash(static_cast<uint64_t>(a.kind) << 32 | node);
+  const Uid self = uid(node);
+  switch (a.kind) {
+    case ActionKind::kAppend:
+      hash(owned.bytes);
+      net_.append(node, owned.bytes, now_);
+      break;
+    case ActionKind::kSend:
+      hash(a.to);
+      hash(owned.bytes);
+      if (a.to < nodes()) net_.send(node, a.to, owned.bytes, now_);
+      break;
+    case ActionKind::kDeliver: {
+      a.delivery.payload = owned.payload;
+      const Delivery& d = a.delivery;
+      hash(d.sender.key());
+      hash(d.view);
+      hash(d.gseq);
+      hash(payload_id(d.payload));
+      app_apply(&s.app, payload_id(d.payload));
+      counters_.deliveries++;
+      checker_->on_deliver(self, d, now_);
+      break;
+    }
+    case ActionKind::kInstall:
+      hash(a.view.id);
+      for (Uid u : a.view.list()) hash(u.key());
+      counters_.installs++;
+      checker_->on_install(self, a.view, now_);
+      if (verbose_ != nullptr) {
+        *verbose_ << "  t=" << now_ / kUs << "us "
+                  << "n" << node << "." << s.incarnation << " installs view " << a.view.id << " {";
+        for (Uid u : a.view.list()) *verbose_ << " n" << u.node << "." << u.incarnation;
+        *verbose_ << " }\n";
+      }
+      break;
+    case ActionKind::kTakeSnapshot: {
+      hash(a.view.id);
+      const auto snap = app_snapshot(s.app);
+      s.member->snapshot_taken(a.view.id, snap);
+      drain(node);  // the snapshot's own actions (sends to the joiner) go first
+      break;
+    }
+    case ActionKind::kRestore: {
+      hash(owned.bytes);
+      counters_.restores++;
+      AppState restored;
+      if (app_decode(owned.bytes, &restored)) s.app = restored;
+      checker_->on_restore(self, owned.bytes, now_);
+      if (on_restore) on_restore(node);
+      break;
+    }
+    case ActionKind::kLeft:
+      counters_.left++;
+      checker_->on_left(self, now_);
+      *end = ActionKind::kLeft;
+      break;
+    case ActionKind::kRemoved:
+      counters_.removed++;
+      checker_->on_removed(self, now_);
+      if (*end != ActionKind::kLeft) *end = ActionKind::kRemoved;
+      break;
+    case ActionKind::kCutOff:
+      counters_.cut_offs++;
+      checker_->on_cut_off(self, now_);
+      break;
+  }
+}
+
+// The member left or was removed: its process exits cleanly (readers still get its whole log).
+void Cluster::end_process(NodeId node, ActionKind why) {
+  Slot& s = slots_[node];
+  if (s.member == nullptr) return;
+  if (verbose_ != nullptr) {
+    *verbose_ << "  t=" << now_ / kUs << "us n" << node << "." << s.incarnation << " "
+              << membership::action_kind_name(why) << "\n";
+  }
+  collect_coverage(*s.member);
+  s.member.reset();
+  s.paused = false;
+  net_.stop(node, now_);
+  if (on_end) on_end(node, why);
+}
+
+void Cluster::collect_coverage(const Member& m) noexcept {
+  const Member::Coverage& c = m.coverage();
+  ended_coverage_.leader_failed_in_flush += c.leader_failed_in_flush;
+  ended_coverage_.sequencer_failed_in_flight += c.sequencer_failed_in_flight;
+  ended_coverage_.cut_adopted += c.cut_adopted;
+  ended_coverage_.relays_served += c.relays_served;
+}
+
+Member::Coverage Cluster::coverage() const noexcept {
+  Member::Coverage total = ended_coverage_;
+  for (const Slot& s : slots_) {
+    if (s.member == nullptr) continue;
+    const Member::Coverage& c = s.member->coverage();
+    total.leader_failed_in_flush += c.leader_failed_in_flush;
+    total.sequencer_failed_in_flight += c.sequencer_failed_in_flight;
+    total.cut_adopted += c.cut_adopted;
+    total.relays_served += c.relays_served;
+  }
+  return total;
+}
+
+// --- the trace hash: FNV-1a over every action of every member, in order ------------------------
+
+void Cluster::hash(uint64_t word) noexcept {
+  for (int i = 0; i < 8; ++i) {
+    trace_ ^= (word >> (8 * i)) & 0xff;
+    trace_ *= 0x100000001b3ULL;
+  }
+}
+
+void Cluster::hash(std::span<const std::byte> bytes) noexcept {
+  trace_ = bytes_hash(bytes, trace_);
+}
+
+}  // namespace cohort::sim

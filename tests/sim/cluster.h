@@ -1,0 +1,154 @@
+// The simulator's cluster driver: N nodes over one SimNet, each hosting at most one
+// cohort::membership::Member (one incarnation at a time), one simulated clock, and one event
+// queue. It carries out every action a member answers with, in order, and shows each to the
+// checker; it knows nothing of faults or workloads (workload.h decides those).
+//
+// Time advances in steps. A step takes everything the network has due (rounded up to a poll
+// quantum of 100 us, so records that arrive close together form one burst), then the driver's
+// own events due (workload operations, fault ends), then a tick of every live member when the
+// 1 ms tick is due, then end_burst() on every member that was called during the step.
+//
+// Action rules: after every call into a member, its actions() are copied (bytes included) and
+// cleared before any is carried out, because the next call into the member ends their spans.
+// kTakeSnapshot calls snapshot_taken() at once, and its own actions are carried out before the
+// rest of the batch.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <queue>
+#include <vector>
+
+#include "membership/protocol/member.h"
+#include "tests/sim/checker.h"
+#include "tests/sim/sim_app.h"
+#include "transport/sim/sim_net.h"
+
+namespace cohort::sim {
+
+using membership::ActionKind;
+using membership::Member;
+using membership::NodeId;
+using membership::ProtocolConfig;
+using transport::sim::Rng;
+using transport::sim::SimNet;
+
+inline constexpr TimeNs kMs = 1'000'000;
+inline constexpr TimeNs kUs = 1'000;
+
+class Cluster {
+ public:
+  struct Counters {
+    uint64_t steps = 0;
+    uint64_t calls = 0;
+    uint64_t actions = 0;
+    uint64_t deliveries = 0;
+    uint64_t installs = 0;
+    uint64_t cut_offs = 0;
+    uint64_t removed = 0;
+    uint64_t left = 0;
+    uint64_t crashes = 0;
+    uint64_t restores = 0;
+    uint64_t sends_ok = 0;
+    uint64_t sends_refused = 0;
+  };
+
+  Cluster(uint32_t nodes, uint64_t net_seed, const ProtocolConfig& config, Checker* checker,
+          std::ostream* verbose);
+  ~Cluster();
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  TimeNs now() const noexcept { return now_; }
+  uint32_t nodes() const noexcept { return static_cast<uint32_t>(slots_.size()); }
+  SimNet& net() noexcept { return net_; }
+
+  // A driver event at `at` (not before now). Events at one time run in the order scheduled.
+  void at(TimeNs at, std::function<void()> fn);
+  // Runs steps until `end` or until `stop()` (asked before each step) says so; true if stopped.
+  bool run_until(TimeNs end, const std::function<bool()>& stop = {});
+  // Called after every step (the workload's armed triggers).
+  std::function<void()> after_step;
+  // Called when a member's process ends by itself (kLeft or kRemoved) or restores its state.
+  std::function<void(NodeId, ActionKind)> on_end;
+  std::function<void(NodeId)> on_restore;
+
+  // --- nodes -------------------------------------------------------------------------------
+  // Starts a new incarnation at `node`: start_group() for the founder, else start_join() with
+  // every node as a seed.
+  void start(NodeId node, bool founder);
+  void crash(NodeId node);
+  void pause(NodeId node);
+  void resume(NodeId node);
+  void leave(NodeId node);
+  // Sends a fresh message from `node`'s application; the checker sees it and the answer.
+  // `id`, when given, receives the message's id.
+  SendResult app_send(NodeId node, Mode mode, uint64_t* id = nullptr);
+
+  bool running(NodeId node) const noexcept { return slots_[node].member != nullptr; }
+  bool paused(NodeId node) const noexcept { return slots_[node].paused; }
+  // The member at `node`, or nullptr when no process runs there.
+  Member* member(NodeId node) noexcept { return slots_[node].member.get(); }
+  const Member* member(NodeId node) const noexcept { return slots_[node].member.get(); }
+  Uid uid(NodeId node) const noexcept { return Uid{node, slots_[node].incarnation}; }
+  const AppState& app(NodeId node) const noexcept { return slots_[node].app; }
+
+  uint64_t trace_hash() const noexcept { return trace_; }
+  const Counters& counters() const noexcept { return counters_; }
+  // The coverage of every member that ran here, the live ones included.
+  Member::Coverage coverage() const noexcept;
+  uint64_t next_message_id() noexcept { return ++last_message_id_; }
+  Rng& rng() noexcept { return rng_; }
+
+ private:
+  struct Slot {
+    std::unique_ptr<Member> member;
+    uint32_t incarnation = 0;
+    bool paused = false;
+    AppState app;
+  };
+  struct Owned {
+    membership::Action action;
+    std::vector<std::byte> bytes;    // kAppend, kSend, kRestore
+    std::vector<std::byte> payload;  // kDeliver
+  };
+  struct Event {
+    TimeNs at;
+    uint64_t seq;
+    std::function<void()> fn;
+  };
+  struct Later {
+    bool operator()(const Event& a, const Event& b) const noexcept {
+      return a.at != b.at ? a.at > b.at : a.seq > b.seq;
+    }
+  };
+
+  void step();
+  // Carries out the actions of `node`'s member after a call into it.
+  void drain(NodeId node);
+  void carry_out(NodeId node, Owned& a, ActionKind* end);
+  void end_process(NodeId node, ActionKind why);
+  void collect_coverage(const Member& m) noexcept;
+  void hash(uint64_t word) noexcept;
+  void hash(std::span<const std::byte> bytes) noexcept;
+
+  ProtocolConfig config_;
+  Checker* checker_;
+  std::ostream* verbose_;
+  SimNet net_;
+  Rng rng_;
+  std::vector<Slot> slots_;
+  TimeNs now_ = 0;
+  TimeNs next_tick_ = 0;
+  uint64_t event_seq_ = 0;
+  std::priority_queue<Event, std::vector<Event>, Later> events_;
+  uint64_t touched_ = 0;  // bit per node called during this step
+  uint64_t trace_ = 0xcbf29ce484222325ULL;
+  uint64_t last_message_id_ = 0;
+  Counters counters_;
+  Member::Coverage ended_coverage_{};
+};
+
+}  // namespace cohort::sim
