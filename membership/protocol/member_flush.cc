@@ -321,6 +321,11 @@ void Member::Impl::on_flush_state(const ControlHead& h, Reader& r) {
     return;
   }
   const uint32_t rank = cur->view.rank_of(h.from);
+  max_round = std::max(max_round, round_of(f.attempt));
+  if (lf.active && f.attempt > lf.attempt) {
+    begin_attempt();  // outbid: a member promised a higher attempt than this one
+    return;
+  }
   if (!lf.active || lf.phase != LeaderFlush::Phase::kCollect || f.attempt != lf.attempt ||
       (lf.participants & (1U << rank)) == 0 || f.senders != cur->view.count) {
     return;
@@ -369,14 +374,17 @@ void Member::Impl::on_propose(const ControlHead& h, NodeId from, Reader& r) {
     ++counters.control_malformed;
     return;
   }
-  if (attempt < promised) return;
-  promised = attempt;
-  max_round = std::max(max_round, round_of(attempt));
-  wedge();
+  // A PROPOSE below the promise is answered with the promise's attempt: the leader ignores the
+  // state but learns the round to outbid (a leader that was paused missed the later rounds).
+  if (attempt >= promised) {
+    promised = attempt;
+    max_round = std::max(max_round, round_of(attempt));
+    wedge();
+  }
   const ViewData& v = *cur;
   (void)h;
   FlushState f{};
-  f.attempt = attempt;
+  f.attempt = promised;
   f.senders = v.view.count;
   for (uint32_t s = 0; s < v.view.count; ++s) f.recv[s] = v.senders[s].recv;
   f.ordered = v.ordered;
@@ -655,6 +663,8 @@ void Member::Impl::do_install(const CutValue& c) {
 }
 
 void Member::Impl::enter_view(const View& view, uint32_t joiners_mask, bool joiner) {
+  if (prev && !restored) retained_own.push_back(std::move(prev->own_payloads));
+  if (restored) retained_own.clear();  // the held deliveries went out long ago
   prev = std::move(cur);
   cur = std::make_unique<ViewData>();
   cur->view = view;
@@ -682,9 +692,17 @@ void Member::Impl::enter_view(const View& view, uint32_t joiners_mask, bool join
     // A joiner applies the old members' snapshot before anything of its first view.
     restored = false;
     first_view = view.id;
+    // Old members took the snapshot; fellow joiners that applied it keep it too, so they can
+    // serve it when the old members are gone.
     snap_sources.clear();
+    snap_none_streak = 0;
     for (uint32_t r = 0; r < view.count; ++r) {
-      if ((joiners_mask & (1U << r)) == 0) snap_sources.push_back(view.members[r].node);
+      if ((joiners_mask & (1U << r)) == 0) snap_sources.push_back(view.members[r]);
+    }
+    for (uint32_t r = 0; r < view.count; ++r) {
+      if ((joiners_mask & (1U << r)) != 0 && view.members[r] != self) {
+        snap_sources.push_back(view.members[r]);
+      }
     }
     snap_buf.clear();
     snap_total_known = false;
@@ -759,6 +777,16 @@ void Member::Impl::handle_control(NodeId from, std::span<const std::byte> bytes)
   }
   if (h.view > v.view.id || rank == View::kNoRank) {
     ++counters.control_dropped_stale;
+    // The sender has moved on: a heartbeat of this view makes it send the INSTALL this member
+    // missed (or NOT_MEMBER), even if the members of this view that could are gone.
+    if (h.view > v.view.id &&
+        (reply_ns[from] == 0 || now >= reply_ns[from] + config.retry_interval_ns)) {
+      reply_ns[from] = now;
+      send_control(from, ControlKind::kHeartbeat, [&](Writer& w) {
+        w.u32(0);
+        w.u8(state == MemberState::kWedged ? 1 : 0);
+      });
+    }
     return;
   }
   switch (h.kind) {
@@ -876,9 +904,11 @@ void Member::Impl::on_snap_chunk(const ControlHead& h, Reader& r) {
   if (restored || view != first_view) return;
   if (h.kind == ControlKind::kSnapNone) {
     ++snap_source;  // that member has no snapshot of this view: ask another
+    ++snap_none_streak;
     snap_req_ns = 0;
     return;
   }
+  snap_none_streak = 0;
   if (offset != snap_buf.size() || (snap_total_known && total != snap_total)) return;
   snap_total = total;
   snap_total_known = true;
@@ -900,8 +930,18 @@ void Member::Impl::snapshot_tick() {
   }
   if (snap_req_ns != 0 && now < snap_req_ns + config.retry_interval_ns) return;
   snap_req_ns = now;
-  const NodeId to = snap_sources[snap_source % snap_sources.size()];
-  if (to == self.node) return;
+  // Only members still in the view can answer. When none can, or all said they have none, the
+  // state is out of reach: this member gives up, to rejoin as a new incarnation that gets a
+  // snapshot of a later view.
+  uint32_t reachable = 0;
+  for (const Uid u : snap_sources) reachable += cur->view.contains(u) ? 1 : 0;
+  if (reachable == 0 || snap_none_streak >= 2 * reachable) {
+    become_final(MemberState::kRemoved);
+    return;
+  }
+  Uid source = snap_sources[snap_source % snap_sources.size()];
+  while (!cur->view.contains(source)) source = snap_sources[++snap_source % snap_sources.size()];
+  const NodeId to = source.node;
   send_control(to, ControlKind::kSnapRequest, [&](Writer& w) {
     w.u64(first_view);
     w.u32(static_cast<uint32_t>(snap_buf.size()));
@@ -910,6 +950,7 @@ void Member::Impl::snapshot_tick() {
 
 void Member::Impl::finish_restore() {
   restored = true;
+  snapshots.emplace_back(first_view, snap_buf);  // served to later joiners of the same view
   Action a{};
   a.kind = ActionKind::kRestore;
   a.bytes = snap_buf;

@@ -137,7 +137,8 @@ struct Member::Impl {
   TimeNs leave_sent_ns = 0;
   bool restored = true;
   ViewId first_view = 0;
-  std::vector<NodeId> snap_sources;
+  std::vector<Uid> snap_sources;  // members of the first view: old ones first, then joiners
+  uint32_t snap_none_streak = 0;  // SNAP_NONE answers in a row
   uint32_t snap_source = 0;
   std::vector<std::byte> snap_buf;
   uint32_t snap_total = 0;
@@ -146,6 +147,8 @@ struct Member::Impl {
   TimeNs snap_progress_ns = 0;
   std::deque<std::pair<ViewId, std::vector<std::byte>>> snapshots;  // served to joiners
   std::vector<Action> buffered_app;  // app-facing actions held until the snapshot is applied
+  // Own messages of views gone by, kept while held deliveries of a joiner may point at them.
+  std::vector<std::deque<std::vector<std::byte>>> retained_own;
 
   // --- held sends and records of views not yet installed
   std::deque<std::pair<Mode, std::vector<std::byte>>> pending_sends;
