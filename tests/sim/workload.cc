@@ -264,7 +264,22 @@ SeedResult Workload::run() {
       }
       o << "." << m->self().incarnation << "(" << membership::member_state_name(m->state())
         << ", view " << m->view().id << "/" << m->view().count
-        << (m->restored() ? "" : ", waiting for its snapshot") << ")";
+        << (m->restored() ? "" : ", waiting for its snapshot")
+        << (m->leading_change() ? ", leading a change" : "") << ", attempts "
+        << m->counters().attempts << ")";
+    }
+    for (size_t a = 0; a < probes_.size(); ++a) {
+      if (probes_[a].id == 0) continue;
+      std::string missing;
+      for (NodeId b = 0; b < c.nodes(); ++b) {
+        if (c.running(b) && !checker_.delivered_msg(c.uid(b), probes_[a].id)) {
+          missing += " n" + std::to_string(b);
+        }
+      }
+      if (!missing.empty()) {
+        o << "; probe msg " << probes_[a].id << " of n" << a << "." << probes_[a].uid.incarnation
+          << " not delivered at" << missing;
+      }
     }
     checker_.fail(o.str());
   }
@@ -803,12 +818,17 @@ void Workload::liveness_check() {
     log("stable view " + std::to_string(view.id) + " after " +
         std::to_string(result_.stable_view_ms) + " ms; probes");
   }
-  probes_.resize(n);
+  // A probe round belongs to one set of incarnations: a member that joined after a probe was
+  // sent gets the state, not the message, so a new set sends new probes, all of them.
+  bool same = probes_.size() == n;
+  for (NodeId a = 0; a < n && same; ++a) same = probes_[a].uid == c.uid(a);
+  if (!same) probes_.assign(n, Probe{});
   bool done = true;
   for (NodeId a = 0; a < n; ++a) {
-    if (probes_[a].uid == c.uid(a)) continue;
+    if (probes_[a].id != 0) continue;
     uint64_t id = 0;
     if (c.app_send(a, Mode::kSafe, &id) == SendResult::kOk) probes_[a] = Probe{c.uid(a), id};
+    if (probes_[a].id == 0) probes_[a].uid = c.uid(a);  // refused: asked again next step
     done = false;
   }
   for (NodeId a = 0; a < n && done; ++a) {
