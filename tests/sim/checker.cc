@@ -158,6 +158,7 @@ void Checker::on_install(Uid member, const View& view, TimeNs now) {
   auto [it, inserted] = views_.emplace(view.id, view);
   if (inserted) {
     view_first_installer_.emplace(view.id, member);
+    view_first_install_ns_.emplace(view.id, now);
   } else if (!(it->second == view)) {
     violation("view agreement: " + name(view_first_installer_[view.id]) + " installed view " +
               std::to_string(view.id) + " as " + members_text(it->second) + ", " + name(member) +
@@ -186,6 +187,11 @@ void Checker::on_restore(Uid member, std::span<const std::byte> snapshot, TimeNs
   m.restored = true;
   m.restore_state = s;
   m.state = s;
+}
+
+void Checker::on_leave_request(Uid member, TimeNs now) {
+  MemberLog& m = get(member, "leave request");
+  m.leave_requested_ns = std::min(m.leave_requested_ns, now);
 }
 
 void Checker::on_left(Uid member, TimeNs /*now*/) {
@@ -263,20 +269,28 @@ void Checker::check_views() {
                 " never was");
       continue;
     }
+    // A member that asked to leave before the view was decided took part in its flush and
+    // counts toward the quorum (membership/protocol/NOTES.md, "leavers count toward the
+    // majority"): kept + leavers > |previous| / 2.
     uint32_t kept = 0;
-    std::string leavers;
+    uint32_t leavers = 0;
+    std::string leaver_names;
+    const TimeNs decided_ns = view_first_install_ns_[v];
     for (Uid u : prev->second.list()) {
       if (view.contains(u)) {
         kept++;
-      } else if (const MemberLog* m = find(u); m != nullptr && m->end == End::kLeft) {
-        leavers += " " + name(u);
+      } else if (const MemberLog* m = find(u);
+                 m != nullptr && m->leave_requested_ns <= decided_ns) {
+        leavers++;
+        leaver_names += " " + name(u);
       }
     }
-    if (2 * kept <= prev->second.count) {
+    if (2 * (kept + leavers) <= prev->second.count) {
       violation("primary partition: view " + std::to_string(v) + " " + members_text(view) +
                 " holds " + std::to_string(kept) + " of the " + std::to_string(prev->second.count) +
                 " members of view " + std::to_string(v - 1) + " " + members_text(prev->second) +
-                (leavers.empty() ? std::string() : " (left voluntarily:" + leavers + ")"));
+                ", and " + std::to_string(leavers) + " asked to leave" +
+                (leaver_names.empty() ? std::string() : " (" + leaver_names.substr(1) + ")"));
     }
   }
 }

@@ -40,6 +40,8 @@ class Checker {
   void on_deliver(Uid member, const Delivery& delivery, TimeNs now);
   void on_install(Uid member, const View& view, TimeNs now);
   void on_restore(Uid member, std::span<const std::byte> snapshot, TimeNs now);
+  // The application asked `member` to leave (Member::leave()).
+  void on_leave_request(Uid member, TimeNs now);
   void on_left(Uid member, TimeNs now);
   void on_removed(Uid member, TimeNs now);
   void on_crash(Uid member, TimeNs now);
@@ -83,6 +85,7 @@ class Checker {
     bool restored = false;
     End end = End::kNone;
     bool cut_off = false;
+    TimeNs leave_requested_ns = ~TimeNs{0};
     std::vector<ViewId> installs;
     std::map<ViewId, std::vector<Deliv>> deliveries;  // by the view they were delivered in
     std::unordered_set<uint64_t> delivered_ids;
@@ -111,6 +114,7 @@ class Checker {
   std::map<uint64_t, MemberLog> members_;                    // by Uid key
   std::map<ViewId, View> views_;
   std::map<ViewId, Uid> view_first_installer_;
+  std::map<ViewId, TimeNs> view_first_install_ns_;
   ViewId latest_view_ = 0;
   std::vector<std::string> violations_;
   uint64_t suppressed_ = 0;

@@ -152,6 +152,7 @@ void Cluster::leave(NodeId node) {
   Slot& s = slots_[node];
   COHORT_ASSERT(s.member != nullptr && !s.paused);
   hash(0x6000 + node);
+  checker_->on_leave_request(uid(node), now_);
   s.member->leave(now_);
   touched_ |= uint64_t{1} << node;
   drain(node);

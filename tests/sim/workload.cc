@@ -84,6 +84,7 @@ class Workload {
   bool survives(uint64_t gone, const Conn& conn) const;
   bool majority_lives(const std::vector<Uid>& members, uint64_t gone, const Conn& conn) const;
   bool snapshots_reachable(uint64_t gone, const Conn& conn) const;
+  const View* lagging_view(uint64_t gone) const;
   bool source_alive(const Member& joiner, uint64_t gone, const Conn& conn) const;
   Conn connectivity() const;
   bool crash_allowed(uint64_t gone) const { return survives(gone, connectivity()); }
@@ -94,6 +95,10 @@ class Workload {
 
   void heal_everything();
   bool state_lost() const;
+  bool group_lost();
+  bool alive_at_heal(Uid u) const {
+    return std::find(alive_at_heal_.begin(), alive_at_heal_.end(), u) != alive_at_heal_.end();
+  }
   void liveness_check();
 
   SeedConfig config_;
@@ -125,6 +130,7 @@ class Workload {
     uint64_t id = 0;
   };
   std::vector<Probe> probes_;
+  std::vector<Uid> alive_at_heal_;  // the incarnations that outlived the safety phase
 };
 
 Workload::Workload(const SeedConfig& config)
@@ -248,6 +254,8 @@ SeedResult Workload::run() {
   if (runaway()) {
     checker_.fail("runaway: more than " + std::to_string(kActionBudget) +
                   " actions; the protocol does not settle");
+  } else if (!converged_ && group_lost()) {
+    result_.group_lost = true;
   } else if (!converged_ && !result_.group_lost && state_lost()) {
     result_.group_lost = true;
     log("the application's state is lost: a member waits for a snapshot no old member of its "
@@ -396,6 +404,11 @@ bool Workload::survives(uint64_t gone, const Conn& conn) const {
   gone |= leaving_;  // a leaver is as good as gone: it will not be in the next view
   const std::vector<Uid> members(v->list().begin(), v->list().end());
   if (!majority_lives(members, gone, conn) || !snapshots_reachable(gone, conn)) return false;
+  // Members that lag a view behind learn the latest view from a member that installed it; when
+  // none of those would be left, the laggards' own view must still have a majority to move on.
+  if (const View* lag = lagging_view(gone); lag != nullptr) {
+    if (!majority_lives({lag->list().begin(), lag->list().end()}, gone, conn)) return false;
+  }
   // The next view may add any joiner: those that are (or will be) dead, paused or cut off
   // count as members, the worst case (a joiner that can answer only helps).
   std::vector<Uid> with_joiners = members;
@@ -411,6 +424,19 @@ bool Workload::survives(uint64_t gone, const Conn& conn) const {
     if (!v->contains(g)) with_joiners.push_back(g);
   }
   return with_joiners.size() == members.size() || majority_lives(with_joiners, gone, conn);
+}
+
+// The highest view installed by a member that stays (not in `gone`), when it is below the latest
+// view any member installed; nullptr when some member that stays has the latest view.
+const View* Workload::lagging_view(uint64_t gone) const {
+  ViewId highest = 0;
+  for (NodeId n = 0; n < cluster_->nodes(); ++n) {
+    const Member* m = cluster_->member(n);
+    if (m == nullptr || ((gone >> n) & 1) || m->state() == MemberState::kJoining) continue;
+    highest = std::max(highest, m->view().id);
+  }
+  if (highest == 0 || highest >= checker_.latest_view()) return nullptr;
+  return checker_.view(highest);
 }
 
 // Every member waiting for its snapshot keeps a source: an old member of its view (one that was
@@ -749,23 +775,8 @@ bool Workload::leave_one() {
 
 void Workload::heal_everything() {
   Cluster& c = *cluster_;
-  // The faults may have killed the group despite the guard (a view decided in flight that the
-  // guard could not see): when no majority of the latest view is alive, or none of it holds
-  // the application's state, no protocol may go on, and liveness is not asked for.
-  if (const View* v = checker_.view(checker_.latest_view()); v != nullptr) {
-    uint32_t alive = 0;
-    bool state = false;
-    for (Uid u : v->list()) {
-      if (!c.running(u.node) || !(c.uid(u.node) == u)) continue;
-      alive++;
-      state = state || c.member(u.node)->restored();
-    }
-    if (2 * alive <= v->count || !state) {
-      result_.group_lost = true;
-      log("the group is lost: " + std::to_string(alive) + " of the " + std::to_string(v->count) +
-          " members of view " + std::to_string(v->id) + " are alive" +
-          (state ? "" : ", none with the application's state"));
-    }
+  for (NodeId n = 0; n < c.nodes(); ++n) {
+    if (c.running(n)) alive_at_heal_.push_back(c.uid(n));
   }
   liveness_ = true;
   armed_until_ = 0;
@@ -785,6 +796,48 @@ void Workload::heal_everything() {
       c.start(n, false);
     }
   }
+}
+
+// The faults killed the group despite the guard (it cannot see a view decided but not yet
+// installed): no majority of the latest view outlived the safety phase, or none of it holds the
+// application's state, or nobody alive installed it and the view the others are in lost its
+// majority. No protocol may go on then, and liveness is not asked for.
+bool Workload::group_lost() {
+  const View* v = checker_.view(checker_.latest_view());
+  if (v == nullptr) return false;
+  uint32_t alive = 0;
+  bool state = false;
+  bool installed = false;
+  ViewId lag_id = 0;
+  for (NodeId n = 0; n < cluster_->nodes(); ++n) {
+    const Member* m = cluster_->member(n);
+    if (m == nullptr || !alive_at_heal(m->self()) || m->state() == MemberState::kJoining) continue;
+    installed = installed || m->view().id >= v->id;
+    lag_id = std::max(lag_id, m->view().id);
+  }
+  for (Uid u : v->list()) {
+    if (!alive_at_heal(u)) continue;
+    alive++;
+    const Member* m = cluster_->member(u.node);
+    state = state || (m != nullptr && m->self() == u && m->restored());
+  }
+  std::string why;
+  if (2 * alive <= v->count || !state) {
+    why = std::to_string(alive) + " of the " + std::to_string(v->count) + " members of view " +
+          std::to_string(v->id) + " outlived the faults" +
+          (state ? "" : ", none with the application's state");
+  } else if (const View* lag = checker_.view(lag_id); !installed && lag != nullptr) {
+    uint32_t lag_alive = 0;
+    for (Uid u : lag->list()) lag_alive += alive_at_heal(u) ? 1 : 0;
+    if (2 * lag_alive <= lag->count) {
+      why = "nobody alive installed view " + std::to_string(v->id) + ", and " +
+            std::to_string(lag_alive) + " of the " + std::to_string(lag->count) +
+            " members of view " + std::to_string(lag->id) + " outlived the faults";
+    }
+  }
+  if (why.empty()) return false;
+  log("the group is lost: " + why);
+  return true;
 }
 
 // Some member still waits for its snapshot, and no old member of its view is alive to serve it.
