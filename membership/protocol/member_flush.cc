@@ -146,6 +146,10 @@ void Member::Impl::leader_tick() {
         begin_attempt();
         return;
       }
+      if (late != 0 && now > lf.started_ns + 2 * config.suspect_timeout_ns) {
+        begin_attempt();  // no quorum without them: try again, with a higher attempt
+        return;
+      }
     }
     if (now < lf.sent_ns + config.retry_interval_ns) return;
     lf.sent_ns = now;
@@ -376,13 +380,17 @@ void Member::Impl::on_propose(const ControlHead& h, NodeId from, Reader& r) {
   }
   // A PROPOSE below the promise is answered with the promise's attempt: the leader ignores the
   // state but learns the round to outbid (a leader that was paused missed the later rounds).
+  (void)h;
   if (attempt >= promised) {
     promised = attempt;
     max_round = std::max(max_round, round_of(attempt));
     wedge();
   }
+  send_promise(from);
+}
+
+void Member::Impl::send_promise(NodeId to) {
   const ViewData& v = *cur;
-  (void)h;
   FlushState f{};
   f.attempt = promised;
   f.senders = v.view.count;
@@ -393,7 +401,7 @@ void Member::Impl::on_propose(const ControlHead& h, NodeId from, Reader& r) {
     f.accepted_attempt = accepted_attempt;
     f.accepted = *accepted;
   }
-  send_control(from, ControlKind::kFlushState, [&](Writer& w) { put_flush_state(w, f); });
+  send_control(to, ControlKind::kFlushState, [&](Writer& w) { put_flush_state(w, f); });
 }
 
 void Member::Impl::on_cut(const ControlHead& h, NodeId from, Reader& r) {
@@ -417,7 +425,12 @@ void Member::Impl::on_cut(const ControlHead& h, NodeId from, Reader& r) {
       return;
     }
   }
-  if (attempt < promised) return;  // a newer leader asked first: its value, not this one
+  if (attempt < promised) {
+    // A newer leader asked first: its value, not this one. Tell this leader the promise, so it
+    // outbids it if the newer one has gone quiet (on_flush_state).
+    send_promise(from);
+    return;
+  }
   promised = attempt;
   max_round = std::max(max_round, round_of(attempt));
   wedge();
@@ -491,7 +504,8 @@ void Member::Impl::fetch_missing(const CutValue& c) {
 }
 
 // A holder relays what a member misses into its own log, where every member reads it. The log
-// is reliable, so each message is relayed once (relayed_hw) however often it is asked for.
+// is reliable, so each message and entry is relayed once (`relayed`) however often it is asked
+// for.
 void Member::Impl::on_fetch(const ControlHead& h, NodeId from, Reader& r) {
   (void)from;
   FetchBody f{};
@@ -507,10 +521,11 @@ void Member::Impl::on_fetch(const ControlHead& h, NodeId from, Reader& r) {
   for (uint32_t i = 0; i < f.count; ++i) {
     const OrderRange& range = f.ranges[i];
     if (range.rank >= v->view.count) continue;
-    SenderState& s = v->senders[range.rank];
-    for (uint32_t k = std::max(range.sseq_from, s.relayed_hw + 1); k <= range.sseq_to; ++k) {
-      const Msg* m = v->msg(range.rank, k);
-      if (m == nullptr || !m->held) break;
+    const uint32_t last =
+        std::min(range.sseq_to, static_cast<uint32_t>(v->senders[range.rank].msgs.size()));
+    for (uint32_t k = range.sseq_from; k <= last; ++k) {
+      Msg* m = v->msg(range.rank, k);
+      if (m == nullptr || !m->held || m->relayed) continue;
       DataBody d{};
       d.rank = range.rank;
       d.mode = m->mode;
@@ -518,30 +533,37 @@ void Member::Impl::on_fetch(const ControlHead& h, NodeId from, Reader& r) {
       d.gseq_inline = m->gseq_inline;
       d.payload = m->payload;
       append_record(RecordKind::kRelayData, v->view.id, [&](Writer& w) { put_data(w, d); });
-      s.relayed_hw = k;
+      m->relayed = true;
       ++counters.relayed_records;
     }
   }
   if (f.order_from != 0) {
-    uint64_t g = std::max(f.order_from, v->order_relayed_hw + 1);
-    const uint64_t end = std::min(f.order_to, v->ordered);
+    // Each run of entries not relayed yet becomes one RELAY_ORDER record.
+    const uint64_t end = std::min(f.order_to, static_cast<uint64_t>(v->order.size()));
+    uint64_t g = f.order_from;
     while (g <= end) {
+      if (!v->order[g - 1].present || v->order[g - 1].relayed) {
+        ++g;
+        continue;
+      }
       OrderRange ranges[kMaxOrderRanges];
       uint32_t n = 0;
       const uint64_t first = g;
-      while (g <= end && n < kMaxOrderRanges) {
-        const OrderSlot& o = v->order[g - 1];
+      while (g <= end && v->order[g - 1].present && !v->order[g - 1].relayed) {
+        OrderSlot& o = v->order[g - 1];
         if (n > 0 && ranges[n - 1].rank == o.rank && ranges[n - 1].sseq_to + 1 == o.sseq) {
           ranges[n - 1].sseq_to = o.sseq;
-        } else {
+        } else if (n < kMaxOrderRanges) {
           ranges[n++] = OrderRange{o.rank, o.sseq, o.sseq};
+        } else {
+          break;
         }
+        o.relayed = true;
         ++g;
       }
       append_record(RecordKind::kRelayOrder, v->view.id, [&](Writer& w) {
         put_order(w, first, std::span<const OrderRange>(ranges, n));
       });
-      v->order_relayed_hw = g - 1;
     }
   }
 }

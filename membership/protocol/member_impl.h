@@ -19,6 +19,7 @@ namespace cohort::membership {
 struct Msg {
   bool held = false;
   bool delivered = false;
+  bool relayed = false;  // this member has copied it into its own log (RELAY_DATA)
   Mode mode = Mode::kTotal;
   uint64_t gseq_inline = 0;
   std::span<const std::byte> payload;
@@ -29,11 +30,11 @@ struct SenderState {
   uint32_t recv = 0;          // highest sseq held contiguously
   uint32_t delivered = 0;     // highest sseq delivered (delivery is a prefix per sender)
   uint32_t ordered_upto = 0;  // the sequencer: highest sseq of this sender it has ordered
-  uint32_t relayed_hw = 0;    // highest sseq this member has relayed into its log
 };
 
 struct OrderSlot {
   bool present = false;
+  bool relayed = false;  // copied into this member's log (RELAY_ORDER)
   uint8_t rank = 0;
   uint32_t sseq = 0;
 };
@@ -51,7 +52,6 @@ struct ViewData {
   std::array<uint64_t, kMaxMembers> acked{};  // per rank: `held` as its ACK records say
   uint64_t next_gseq = 1;                     // the sequencer's next gseq
   uint32_t my_sseq = 0;
-  uint64_t order_relayed_hw = 0;
   std::deque<std::vector<std::byte>> own_payloads;  // this member's messages (stable addresses)
 
   Msg* msg(uint32_t rank, uint32_t sseq) noexcept {
@@ -232,6 +232,7 @@ struct Member::Impl {
   void send_cut(NodeId to);
   void send_install(NodeId to, const CutValue& c, uint64_t attempt);
   void on_propose(const ControlHead& h, NodeId from, Reader& r);
+  void send_promise(NodeId to);  // FLUSH_STATE for the promised attempt
   void on_flush_state(const ControlHead& h, Reader& r);
   void on_cut(const ControlHead& h, NodeId from, Reader& r);
   void on_have_cut(const ControlHead& h, Reader& r);
