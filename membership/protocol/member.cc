@@ -481,5 +481,11 @@ bool Member::is_sequencer() const noexcept {
 const Member::Coverage& Member::coverage() const noexcept {
   return impl_->coverage;
 }
+const View* Member::accepted_next_view() const noexcept {
+  const Impl& m = *impl_;
+  if (!m.in_view()) return nullptr;
+  if (m.pending_install) return &m.pending_install->next;
+  return m.accepted ? &m.accepted->next : nullptr;
+}
 
 }  // namespace cohort::membership

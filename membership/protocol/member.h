@@ -130,6 +130,9 @@ class Member {
   const MemberCounters& counters() const noexcept;
   bool leading_change() const noexcept;  // this member leads a view change now
   bool is_sequencer() const noexcept;    // rank 0 of its installed view, and active or wedged
+  // The next view of the cut this member accepted or was told to install, while it has not
+  // installed it yet (nullptr otherwise): a view that may already be decided elsewhere.
+  const View* accepted_next_view() const noexcept;
 
   // For the simulator's coverage counts: what this member has lived through.
   struct Coverage {

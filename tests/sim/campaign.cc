@@ -111,6 +111,7 @@ CampaignResult run_campaign(const CampaignConfig& config) {
     r.join_under_load += s.join_under_load;
     r.halves_split += s.halves_split;
     r.group_lost += s.group_lost;
+    if (s.group_lost && r.lost_seeds.size() < 10) r.lost_seeds.push_back(s.seed);
     r.protocol_leader_failed_in_flush += s.protocol.leader_failed_in_flush > 0;
     r.protocol_sequencer_failed_in_flight += s.protocol.sequencer_failed_in_flight > 0;
     r.protocol_cut_adopted += s.protocol.cut_adopted > 0;
@@ -149,7 +150,13 @@ void print_summary(const CampaignConfig& config, const CampaignResult& r, std::o
       << r.partition_heal << ", join_under_load " << r.join_under_load << ", halves_split "
       << r.halves_split << "\n";
   out << "seeds whose faults killed a majority of the last view (liveness not asked): "
-      << r.group_lost << "\n";
+      << r.group_lost;
+  if (!r.lost_seeds.empty()) {
+    out << " (e.g. seeds";
+    for (uint64_t seed : r.lost_seeds) out << " " << seed;
+    out << ")";
+  }
+  out << "\n";
   out << "coverage by the members (seeds): leader_failed_in_flush "
       << r.protocol_leader_failed_in_flush << ", sequencer_failed_in_flight "
       << r.protocol_sequencer_failed_in_flight << ", cut_adopted " << r.protocol_cut_adopted

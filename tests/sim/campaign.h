@@ -34,7 +34,8 @@ struct CampaignResult {
   uint64_t partition_heal = 0;
   uint64_t join_under_load = 0;
   uint64_t halves_split = 0;
-  uint64_t group_lost = 0;  // seeds whose faults killed a majority: liveness not asked
+  uint64_t group_lost = 0;           // seeds whose faults killed a majority: liveness not asked
+  std::vector<uint64_t> lost_seeds;  // the first few of them, to replay
   uint64_t protocol_leader_failed_in_flush = 0;
   uint64_t protocol_sequencer_failed_in_flight = 0;
   uint64_t protocol_cut_adopted = 0;

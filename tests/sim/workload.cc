@@ -409,6 +409,17 @@ bool Workload::survives(uint64_t gone, const Conn& conn) const {
   if (const View* lag = lagging_view(gone); lag != nullptr) {
     if (!majority_lives({lag->list().begin(), lag->list().end()}, gone, conn)) return false;
   }
+  // A next view some member accepted may be decided already (installed by a member that is now
+  // gone, or by nobody yet): it too must keep a majority.
+  for (NodeId n = 0; n < cluster_->nodes(); ++n) {
+    const Member* m = cluster_->member(n);
+    if (m == nullptr || ((gone >> n) & 1)) continue;
+    const View* next = m->accepted_next_view();
+    if (next != nullptr && next->id > v->id &&
+        !majority_lives({next->list().begin(), next->list().end()}, gone, conn)) {
+      return false;
+    }
+  }
   // The next view may add any joiner: those that are (or will be) dead, paused or cut off
   // count as members, the worst case (a joiner that can answer only helps).
   std::vector<Uid> with_joiners = members;
