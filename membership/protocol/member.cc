@@ -414,6 +414,17 @@ void Member::tick(TimeNs now) {
   impl_->run_loopback();
 }
 
+void Member::peer_failed(NodeId node, TimeNs now) {
+  Impl& m = *impl_;
+  m.now = now;
+  if (!m.in_view()) return;
+  for (uint32_t r = 0; r < m.cur->view.count; ++r) {
+    if (m.cur->view.members[r].node == node && r != m.cur->my_rank) m.last_heard[r] = 0;
+  }
+  m.tick_view();
+  m.run_loopback();
+}
+
 void Member::end_burst(TimeNs now) {
   Impl& m = *impl_;
   m.now = now;

@@ -117,6 +117,9 @@ class Member {
   void on_record(NodeId from, std::span<const std::byte> record, TimeNs now);
   void on_control(NodeId from, std::span<const std::byte> bytes, TimeNs now);
   void tick(TimeNs now);
+  // The transport knows that the process on `node` is gone (shm: its flock was dropped): the
+  // member there is suspected now rather than after the heartbeat timeout.
+  void peer_failed(NodeId node, TimeNs now);
   void end_burst(TimeNs now);
   void snapshot_taken(ViewId view, std::span<const std::byte> snapshot);
 

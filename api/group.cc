@@ -1,0 +1,197 @@
+// include/cohort/group.h over membership's GroupEngine: the public types in, the engine's out.
+// This is the public API's layer (DESIGN.md: runtime <- transport <- membership <-
+// include/cohort <- apps); it holds no protocol logic.
+#include "cohort/group.h"
+
+#include <algorithm>
+#include <atomic>
+
+#include "membership/group_engine.h"
+#include "runtime/agent.h"
+#include "runtime/config.h"
+
+namespace cohort {
+namespace {
+
+using membership::ActionKind;
+using membership::Delivery;
+using membership::Mode;
+using membership::View;
+
+MemberUid to_public(membership::Uid u) {
+  return MemberUid{u.node, u.incarnation};
+}
+
+}  // namespace
+
+const char* group_event_name(GroupEvent event) noexcept {
+  switch (event) {
+    case GroupEvent::kCutOff: return "cut_off";
+    case GroupEvent::kLeft: return "left";
+    case GroupEvent::kRemoved: return "removed";
+  }
+  return "?";
+}
+
+struct Group::Impl final : membership::EngineListener {
+  GroupListener* app = nullptr;
+  std::unique_ptr<membership::GroupEngine> engine;
+  std::unique_ptr<Agent> agent;
+  std::vector<MemberUid> last_members;
+  std::atomic<bool> in_view{false};
+  std::atomic<uint64_t> view_id{0}, view_members{0}, view_changes{0}, delivered{0},
+      delivered_bytes{0}, sent{0};
+
+  static uint32_t poll_fn(void* self) noexcept { return static_cast<Impl*>(self)->engine->poll(); }
+
+  void on_deliver(const Delivery& d) override {
+    Message m;
+    m.sender = to_public(d.sender);
+    m.view = d.view;
+    m.sseq = d.sseq;
+    m.gseq = d.gseq;
+    m.mode = static_cast<DeliveryMode>(d.mode);
+    m.bytes = d.payload;
+    delivered.fetch_add(1, std::memory_order_relaxed);
+    delivered_bytes.fetch_add(d.payload.size(), std::memory_order_relaxed);
+    app->on_deliver(m);
+  }
+
+  void on_install(const View& v) override {
+    ViewInfo info;
+    info.id = v.id;
+    for (const membership::Uid u : v.list()) info.members.push_back(to_public(u));
+    for (const MemberUid u : info.members) {
+      if (std::find(last_members.begin(), last_members.end(), u) == last_members.end()) {
+        info.joined.push_back(u);
+      }
+    }
+    for (const MemberUid u : last_members) {
+      if (std::find(info.members.begin(), info.members.end(), u) == info.members.end()) {
+        info.departed.push_back(u);
+      }
+    }
+    last_members = info.members;
+    view_id.store(v.id, std::memory_order_relaxed);
+    view_members.store(v.count, std::memory_order_relaxed);
+    view_changes.fetch_add(1, std::memory_order_relaxed);
+    in_view.store(true, std::memory_order_relaxed);
+    app->on_view(info);
+  }
+
+  void on_peer_failed(membership::NodeId node) override { app->on_peer_failed(node); }
+  std::vector<std::byte> snapshot() override { return app->snapshot(); }
+  void restore(std::span<const std::byte> state) override { app->restore(state); }
+
+  void on_final(ActionKind kind) override {
+    GroupEvent e = GroupEvent::kRemoved;
+    if (kind == ActionKind::kLeft) e = GroupEvent::kLeft;
+    if (kind == ActionKind::kCutOff) e = GroupEvent::kCutOff;
+    if (e != GroupEvent::kCutOff) in_view.store(false, std::memory_order_relaxed);
+    app->on_event(e);
+  }
+};
+
+Group::Group(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Group::~Group() {
+  stop();
+}
+
+Result<std::unique_ptr<Group>> Group::create(const GroupOptions& options, GroupListener* listener) {
+  if (listener == nullptr) {
+    return Error(Errc::kInvalidArgument, "group: a GroupListener is required");
+  }
+  if (options.transport != "shm") {
+    return Error(Errc::kUnsupported, "group: transport '" + options.transport +
+                                         "' cannot run a group yet; use transport = \"shm\"");
+  }
+  if (options.slots == 0 || options.slots > transport::kMaxMembers ||
+      options.node >= options.slots) {
+    return Error(Errc::kInvalidArgument,
+                 "group: node " + std::to_string(options.node) + " is not a slot of 0.." +
+                     std::to_string(options.slots == 0 ? 0 : options.slots - 1) + " (slots = " +
+                     std::to_string(options.slots) + ", at most 32); set node below slots");
+  }
+  auto idle = parse_idle_kind(options.idle);
+  if (!idle.ok()) return std::move(idle).error().with_context("group: idle: ");
+  membership::EngineOptions eo;
+  eo.shm.dir = options.shm_dir;
+  eo.shm.group = options.name;
+  eo.shm.self = options.node;
+  eo.shm.members = options.slots;
+  eo.shm.log_bytes = options.log_bytes;
+  eo.protocol.heartbeat_interval_ns = options.heartbeat_interval_us * 1000;
+  eo.protocol.suspect_timeout_ns = options.suspect_timeout_us * 1000;
+  if (eo.protocol.suspect_timeout_ns < 2 * eo.protocol.heartbeat_interval_ns) {
+    return Error(Errc::kInvalidArgument,
+                 "group: suspect_timeout_us must be at least twice heartbeat_interval_us");
+  }
+  eo.bootstrap = options.bootstrap;
+
+  auto impl = std::make_unique<Impl>();
+  impl->app = listener;
+  auto engine = membership::GroupEngine::create(eo, impl.get());
+  if (!engine.ok()) return std::move(engine).error();
+  impl->engine = std::move(*engine);
+  IdleOptions io;
+  io.kind = *idle;
+  io.max_park_ns = 1'000'000;  // the protocol's timers tick every millisecond
+  impl->agent = std::make_unique<Agent>("cohort-group", io);
+  impl->engine->set_waker(&impl->agent->waker());
+  COHORT_TRY(impl->agent->add_poller("group", &Impl::poll_fn, impl.get()));
+  return std::unique_ptr<Group>(new Group(std::move(impl)));
+}
+
+Status Group::start(int cpu) {
+  return impl_->agent->start(cpu);
+}
+
+void Group::stop() {
+  if (impl_ && impl_->agent) {
+    impl_->agent->request_stop();
+    impl_->agent->join();
+  }
+}
+
+uint32_t Group::poll() {
+  return impl_->engine->poll();
+}
+
+SendStatus Group::send(std::span<const std::byte> bytes, DeliveryMode mode) {
+  if (!impl_->in_view.load(std::memory_order_relaxed)) return SendStatus::kNotMember;
+  switch (impl_->engine->submit(static_cast<Mode>(mode), bytes)) {
+    case membership::SendResult::kOk:
+      impl_->sent.fetch_add(1, std::memory_order_relaxed);
+      return SendStatus::kOk;
+    case membership::SendResult::kFull: return SendStatus::kFull;
+    case membership::SendResult::kTooLarge: return SendStatus::kTooLarge;
+    case membership::SendResult::kNotMember: return SendStatus::kNotMember;
+  }
+  return SendStatus::kNotMember;
+}
+
+void Group::leave() {
+  impl_->engine->submit_leave();
+}
+
+MemberUid Group::self() const noexcept {
+  return to_public(impl_->engine->self());
+}
+
+bool Group::in_view() const noexcept {
+  return impl_->in_view.load(std::memory_order_relaxed);
+}
+
+GroupStats Group::stats() const noexcept {
+  GroupStats s;
+  s.sent = impl_->sent.load(std::memory_order_relaxed);
+  s.delivered = impl_->delivered.load(std::memory_order_relaxed);
+  s.delivered_bytes = impl_->delivered_bytes.load(std::memory_order_relaxed);
+  s.view_changes = impl_->view_changes.load(std::memory_order_relaxed);
+  s.view_id = impl_->view_id.load(std::memory_order_relaxed);
+  s.view_members = static_cast<uint32_t>(impl_->view_members.load(std::memory_order_relaxed));
+  return s;
+}
+
+}  // namespace cohort

@@ -1,0 +1,240 @@
+#include "apps/cli/node.h"
+
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "cohort/group.h"
+#include "runtime/histogram.h"
+
+namespace cohort::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+uint64_t steady_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+uint64_t fnv(std::span<const std::byte> bytes, uint64_t h = 0xcbf29ce484222325ULL) {
+  for (std::byte b : bytes) h = (h ^ static_cast<uint8_t>(b)) * 0x100000001b3ULL;
+  return h;
+}
+
+// (snprintf rather than string concatenation: g++ 12 warns falsely on the latter, -Wrestrict.)
+std::string uid_text(MemberUid u) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "n%u.%u", u.node, u.incarnation);
+  return buf;
+}
+
+std::string list_text(const std::vector<MemberUid>& v) {
+  std::string s;
+  for (const MemberUid u : v) {
+    if (!s.empty()) s.push_back(',');
+    s.append(uid_text(u));
+  }
+  return s.empty() ? "-" : s;
+}
+
+// The application of the demo: it counts what it delivered and folds every delivery, in order,
+// into a hash, so two members with equal states delivered the same messages in the same order.
+// The state is what a joiner gets by state transfer.
+class App final : public GroupListener {
+ public:
+  App(uint32_t node, std::FILE* log)
+      : latency_(Histogram::create(10'000'000'000ULL, 3).value()), node_(node), log_(log) {}
+
+  void on_deliver(const Message& m) override {
+    ++count_;
+    const uint64_t h = fnv(m.bytes);
+    state_hash_ = (state_hash_ ^ h) * 0x100000001b3ULL;
+    uint64_t sent_ns = 0;
+    uint32_t from = ~0U;
+    if (m.bytes.size() >= 12) {
+      std::memcpy(&sent_ns, m.bytes.data(), 8);
+      std::memcpy(&from, m.bytes.data() + 8, 4);
+    }
+    if (from == node_ && m.sender.node == node_) {
+      const uint64_t now = steady_ns();
+      latency_.record(now > sent_ns ? now - sent_ns : 0);
+    }
+    if (log_ != nullptr) {
+      std::fprintf(log_, "v%" PRIu64 " g%" PRIu64 " %s q%u %016" PRIx64 "\n", m.view, m.gseq,
+                   uid_text(m.sender).c_str(), m.sseq, h);
+    }
+  }
+
+  void on_view(const ViewInfo& v) override {
+    // The state printed is the state at the view boundary: what a joiner of this view restores.
+    std::printf("event view %" PRIu64 " t=%" PRIu64
+                " members=%s joined=%s departed=%s count=%" PRIu64 " hash=%016" PRIx64 "\n",
+                v.id, steady_ns(), list_text(v.members).c_str(), list_text(v.joined).c_str(),
+                list_text(v.departed).c_str(), count_, state_hash_);
+    std::fflush(stdout);
+    if (log_ != nullptr)
+      std::fprintf(log_, "view %" PRIu64 " %s\n", v.id, list_text(v.members).c_str());
+    views_.fetch_add(1, std::memory_order_release);
+  }
+
+  std::vector<std::byte> snapshot() override {
+    std::vector<std::byte> s(16);
+    std::memcpy(s.data(), &count_, 8);
+    std::memcpy(s.data() + 8, &state_hash_, 8);
+    return s;
+  }
+
+  void restore(std::span<const std::byte> state) override {
+    if (state.size() == 16) {
+      std::memcpy(&count_, state.data(), 8);
+      std::memcpy(&state_hash_, state.data() + 8, 8);
+    }
+    std::printf("event restored t=%" PRIu64 " count=%" PRIu64 " hash=%016" PRIx64 "\n", steady_ns(),
+                count_, state_hash_);
+    std::fflush(stdout);
+  }
+
+  void on_event(GroupEvent e) override {
+    std::printf("event %s t=%" PRIu64 "\n", group_event_name(e), steady_ns());
+    std::fflush(stdout);
+    if (e != GroupEvent::kCutOff) ended_.store(true, std::memory_order_release);
+  }
+
+  void on_peer_failed(uint32_t node) override {
+    std::printf("event peer_failed n%u t=%" PRIu64 "\n", node, steady_ns());
+    std::fflush(stdout);
+  }
+
+  bool ended() const { return ended_.load(std::memory_order_acquire); }
+  uint64_t count_ = 0;
+  uint64_t state_hash_ = 0;
+  Histogram latency_;
+
+ private:
+  uint32_t node_;
+  std::FILE* log_;
+  std::atomic<uint64_t> views_{0};
+  std::atomic<bool> ended_{false};
+};
+
+}  // namespace
+
+int run_node(const NodeOptions& o) {
+  DeliveryMode mode = DeliveryMode::kTotal;
+  if (o.mode == "fifo") {
+    mode = DeliveryMode::kFifo;
+  } else if (o.mode == "safe") {
+    mode = DeliveryMode::kSafe;
+  } else if (o.mode != "total") {
+    std::fprintf(stderr, "cohort node: --mode '%s' is not fifo, total or safe\n", o.mode.c_str());
+    return 2;
+  }
+  if (o.size < 24 || o.size > 4096) {
+    std::fprintf(stderr, "cohort node: --size %u is outside 24..4096 bytes\n", o.size);
+    return 2;
+  }
+  std::FILE* log = nullptr;
+  if (!o.log.empty()) {
+    log = std::fopen(o.log.c_str(), "w");
+    if (log == nullptr) {
+      std::fprintf(stderr, "cohort node: cannot write --log %s: %s\n", o.log.c_str(),
+                   std::strerror(errno));
+      return 1;
+    }
+  }
+  std::signal(SIGTERM, [](int) { g_stop.store(true); });
+  std::signal(SIGINT, [](int) { g_stop.store(true); });
+
+  App app(o.node, log);
+  GroupOptions go;
+  go.name = o.group;
+  go.node = o.node;
+  go.slots = o.slots;
+  go.bootstrap = o.bootstrap;
+  go.shm_dir = o.shm_dir;
+  go.idle = o.idle;
+  go.heartbeat_interval_us = o.heartbeat_us;
+  go.suspect_timeout_us = o.suspect_us;
+  auto group = Group::create(go, &app);
+  if (!group.ok()) {
+    std::fprintf(stderr, "cohort node: %s\n", group.error().message().c_str());
+    return 1;
+  }
+  Group& g = **group;
+  if (auto st = g.start(); !st.ok()) {
+    std::fprintf(stderr, "cohort node: %s\n", st.error().message().c_str());
+    return 1;
+  }
+  std::printf("event started t=%" PRIu64 " self=%s\n", steady_ns(), uid_text(g.self()).c_str());
+  std::fflush(stdout);
+
+  // Wait to be in a view, then send at the rate asked for, for run_ms.
+  const uint64_t t0 = steady_ns();
+  while (!g.in_view() && !g_stop.load() && !app.ended() && steady_ns() - t0 < 10'000'000'000ULL) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  uint64_t sent = 0, full = 0;
+  const uint64_t start = steady_ns();
+  std::vector<std::byte> payload(o.size);
+  uint32_t seq = 0;
+  while (o.rate > 0 && !g_stop.load() && !app.ended() &&
+         steady_ns() - start < o.run_ms * 1'000'000) {
+    const uint64_t due = start + sent * 1'000'000'000ULL / o.rate;
+    const uint64_t now = steady_ns();
+    if (now < due) {
+      std::this_thread::sleep_for(
+          std::chrono::nanoseconds(std::min<uint64_t>(due - now, 1'000'000)));
+      continue;
+    }
+    std::memcpy(payload.data(), &now, 8);
+    std::memcpy(payload.data() + 8, &o.node, 4);
+    std::memcpy(payload.data() + 12, &seq, 4);
+    const SendStatus st = g.send(payload, mode);
+    if (st == SendStatus::kOk) {
+      ++sent;
+      ++seq;
+    } else if (st == SendStatus::kFull) {
+      ++full;
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // between views
+    }
+  }
+  const uint64_t drain_end = steady_ns() + o.drain_ms * 1'000'000;
+  while (!g_stop.load() && !app.ended() && steady_ns() < drain_end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const uint64_t elapsed_ns = steady_ns() - start;
+  if (!app.ended()) {
+    g.leave();
+    const uint64_t leave_deadline = steady_ns() + 2'000'000'000ULL;
+    while (!app.ended() && steady_ns() < leave_deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  g.stop();
+  const GroupStats s = g.stats();
+  std::printf("stats node=%u sent=%" PRIu64 " full=%" PRIu64 " delivered=%" PRIu64 " bytes=%" PRIu64
+              " views=%" PRIu64 " elapsed_ms=%" PRIu64 " lat_n=%" PRIu64
+              " p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n",
+              o.node, sent, full, s.delivered, s.delivered_bytes, s.view_changes,
+              elapsed_ns / 1'000'000, app.latency_.count(),
+              static_cast<double>(app.latency_.value_at_percentile(50)) / 1e3,
+              static_cast<double>(app.latency_.value_at_percentile(99)) / 1e3,
+              static_cast<double>(app.latency_.value_at_percentile(99.9)) / 1e3,
+              static_cast<double>(app.latency_.max()) / 1e3);
+  std::printf("state node=%u count=%" PRIu64 " hash=%016" PRIx64 "\n", o.node, app.count_,
+              app.state_hash_);
+  std::fflush(stdout);
+  if (log != nullptr) std::fclose(log);
+  return 0;
+}
+
+}  // namespace cohort::cli

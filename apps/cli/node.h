@@ -1,0 +1,30 @@
+// `cohort node`: one member of a group, with an optional message stream of its own. It prints
+// one event line per view change and failure (`event ...`), keeps a delivery log, and ends with
+// `stats ...` and `state ...` lines that `cohort demo` reads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace cohort::cli {
+
+struct NodeOptions {
+  std::string group = "cohort";
+  uint32_t node = 0;
+  uint32_t slots = 8;
+  bool bootstrap = false;
+  std::string shm_dir;
+  std::string idle = "backoff";
+  uint64_t rate = 1000;        // messages per second this member sends (0: none)
+  uint32_t size = 64;          // payload bytes, at least 24
+  std::string mode = "total";  // fifo | total | safe
+  uint64_t run_ms = 10'000;    // how long to send
+  uint64_t drain_ms = 1'000;   // then how long to keep delivering before leaving
+  std::string log;             // delivery log file (empty: none)
+  uint64_t heartbeat_us = 10'000;
+  uint64_t suspect_us = 100'000;
+};
+
+int run_node(const NodeOptions& options);
+
+}  // namespace cohort::cli

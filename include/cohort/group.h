@@ -1,0 +1,159 @@
+// cohort's embedding API: a process joins a group and, in each view, delivers the same messages
+// in the same order as every other surviving member (DESIGN.md).
+//
+//   struct Counter : cohort::GroupListener {
+//     void on_deliver(const cohort::Message& m) override { ++count; }
+//     uint64_t count = 0;
+//   };
+//   Counter app;
+//   cohort::GroupOptions options;
+//   options.name = "orders";
+//   options.node = 1;                       // this process's slot, 0..slots-1
+//   auto group = cohort::Group::create(options, &app);
+//   if (!group) { fprintf(stderr, "%s\n", group.error().message().c_str()); return 1; }
+//   (*group)->start();                      // the member's thread; or call poll() yourself
+//   (*group)->send(bytes, cohort::DeliveryMode::kTotal);
+//
+// Threading. A Group runs on one thread, its *data core*: either its own thread (start(),
+// pinned when a cpu is given) or the caller's, calling poll() in a loop. Every GroupListener
+// callback runs on that thread, to completion, one at a time; a callback must not block.
+// send() and leave() may be called from any thread: from another thread they go through a
+// bounded multi-producer queue to the data core. (The *dedicated* mode of DESIGN.md, with
+// failure detection and view changes on a second, control core, is not built yet: today one
+// thread runs both, Aeron's "shared" mode.)
+//
+// Transports: "shm" (every member on this host; the default). udp, dpdk and rdma follow.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/result.h"
+
+namespace cohort {
+
+enum class DeliveryMode : uint8_t {
+  kFifo = 0,   // per sender, on receipt; not ordered against other senders
+  kTotal = 1,  // one order for every member; non-uniform if the deliverer then crashes
+  kSafe = 2,   // total, and only once every member holds it: uniform (use it for effects)
+};
+
+// A member: the slot (node) its process holds, and the incarnation of that process. A process
+// that rejoins after it was removed comes back with a higher incarnation.
+struct MemberUid {
+  uint32_t node = 0;
+  uint32_t incarnation = 0;
+  friend bool operator==(MemberUid, MemberUid) = default;
+};
+
+// A delivered message. `bytes` points into the transport's memory (or the member's copy of
+// it) and is valid only during the on_deliver() call.
+struct Message {
+  MemberUid sender;
+  uint64_t view = 0;
+  uint32_t sseq = 0;  // the sender's number for it in `view`, from 1
+  uint64_t gseq = 0;  // its place in the view's total order (0 for FIFO messages)
+  DeliveryMode mode = DeliveryMode::kTotal;
+  std::span<const std::byte> bytes;
+};
+
+struct ViewInfo {
+  uint64_t id = 0;
+  std::vector<MemberUid> members;   // oldest first; members[0] is the sequencer
+  std::vector<MemberUid> joined;    // new in this view
+  std::vector<MemberUid> departed;  // in the previous view, not in this one
+};
+
+enum class GroupEvent : uint8_t {
+  kCutOff,   // this member cannot reach a majority of its view: it delivers nothing meanwhile
+  kLeft,     // leave() completed: this member delivered its last message
+  kRemoved,  // the group removed this member (it was suspected, or gave up): final
+};
+const char* group_event_name(GroupEvent event) noexcept;
+
+// The application's side. Every method runs on the data core; defaults do nothing.
+class GroupListener {
+ public:
+  virtual ~GroupListener() = default;
+  virtual void on_deliver(const Message& message) = 0;
+  virtual void on_view(const ViewInfo& view) { (void)view; }
+  // State transfer. snapshot() is called at the exact end of a view that adds members, and its
+  // bytes are given to restore() at every joiner before it delivers anything of that view.
+  virtual std::vector<std::byte> snapshot() { return {}; }
+  virtual void restore(std::span<const std::byte> state) { (void)state; }
+  virtual void on_event(GroupEvent event) { (void)event; }
+  // The transport saw the process on `node` die (shm: at once, SIGKILL included); the view
+  // change that removes it follows.
+  virtual void on_peer_failed(uint32_t node) { (void)node; }
+};
+
+struct GroupOptions {
+  std::string name = "cohort";  // the group: [A-Za-z0-9_.-], 1..64 characters
+  std::string transport = "shm";
+  uint32_t node = 0;       // this process's slot, 0..slots-1; one live process per slot
+  uint32_t slots = 8;      // the most members the group can have at once (<= 32)
+  bool bootstrap = false;  // start a new group alone, rather than join a running one
+  std::string shm_dir;     // shm: empty means /dev/shm/cohort-<uid>
+  uint64_t log_bytes = 8ull << 20;
+  uint64_t heartbeat_interval_us = 10'000;
+  uint64_t suspect_timeout_us = 100'000;
+  std::string idle = "backoff";  // busy | spin_yield | backoff (DESIGN.md principle 5)
+};
+
+enum class SendStatus : uint8_t {
+  kOk,         // accepted: it will be delivered unless this member is removed first
+  kFull,       // backpressure: the queue or the log is full; try again
+  kTooLarge,   // over the largest message (4 KiB today)
+  kNotMember,  // not in a view (joining, left or removed)
+};
+
+struct GroupStats {
+  uint64_t sent = 0;
+  uint64_t delivered = 0;
+  uint64_t delivered_bytes = 0;
+  uint64_t view_changes = 0;
+  uint64_t view_id = 0;
+  uint32_t view_members = 0;
+  uint64_t records_malformed = 0;
+  uint64_t control_malformed = 0;
+  uint64_t dropped_stale = 0;
+  uint64_t relayed = 0;
+  uint64_t polls = 0;
+  uint64_t idle_polls = 0;
+};
+
+class Group {
+ public:
+  // Opens the transport and starts joining (or, with bootstrap, founds the group). `listener`
+  // must outlive the Group. Errors name the option to fix.
+  static Result<std::unique_ptr<Group>> create(const GroupOptions& options,
+                                               GroupListener* listener);
+  ~Group();
+  Group(const Group&) = delete;
+  Group& operator=(const Group&) = delete;
+
+  // Runs the member on a thread of its own (pinned to `cpu` when >= 0) until stop().
+  Status start(int cpu = -1);
+  void stop();
+  // Or run it on the calling thread: one poll iteration; returns the work done (0: idle).
+  uint32_t poll();
+
+  SendStatus send(std::span<const std::byte> bytes, DeliveryMode mode);
+  void leave();
+
+  MemberUid self() const noexcept;
+  bool in_view() const noexcept;      // installed a view and not removed, left or cut off
+  GroupStats stats() const noexcept;  // a copy; safe from any thread (relaxed counters)
+
+  struct Impl;
+
+ private:
+  explicit Group(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cohort

@@ -1,0 +1,281 @@
+#include "membership/group_engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "runtime/assert.h"
+#include "runtime/clock.h"
+
+namespace cohort::membership {
+namespace {
+
+constexpr uint32_t kPollBurst = 64;
+constexpr uint32_t kSubmissionSlots = 1024;
+constexpr TimeNs kTickNs = 1'000'000;     // the Member's timers: heartbeats, retries
+constexpr TimeNs kAttachNs = 20'000'000;  // look for new or restarted peers' files
+constexpr uint16_t kRecordType = transport::kRecordUser;
+
+TimeNs now_ns() {
+  return cohort::clock().now_ns();
+}
+
+uint32_t incarnation_from_clock() {
+  // Milliseconds since the epoch, low 32 bits: a restarted process gets a higher number unless
+  // it restarts in the same millisecond or 49 days have wrapped (then it is refused as retired
+  // and must wait a millisecond). Never 0 (0 means "no member").
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  const auto inc = static_cast<uint32_t>(ms);
+  return inc == 0 ? 1 : inc;
+}
+
+}  // namespace
+
+GroupEngine::GroupEngine(const EngineOptions& options, EngineListener* listener)
+    : options_(options), listener_(listener) {}
+
+GroupEngine::~GroupEngine() = default;
+
+Result<std::unique_ptr<GroupEngine>> GroupEngine::create(const EngineOptions& options,
+                                                         EngineListener* listener) {
+  COHORT_ASSERT(listener != nullptr);
+  std::unique_ptr<GroupEngine> e(new GroupEngine(options, listener));
+  COHORT_TRY(e->setup());
+  return e;
+}
+
+Status GroupEngine::setup() {
+  auto t = transport::shm::ShmTransport::create(options_.shm);
+  if (!t.ok()) return std::move(t).error();
+  transport_ = std::move(*t);
+  auto ring = MpscRing<Submission*>::create(kSubmissionSlots);
+  auto free_ring = MpscRing<Submission*>::create(kSubmissionSlots);
+  if (!ring.ok()) return std::move(ring).error();
+  if (!free_ring.ok()) return std::move(free_ring).error();
+  submissions_ = std::move(*ring);
+  free_slots_ = std::move(*free_ring);
+  for (uint32_t i = 0; i < kSubmissionSlots; ++i) {
+    submission_slots_.push_back(std::make_unique<Submission>());
+    Submission* s = submission_slots_.back().get();
+    COHORT_ASSERT(free_slots_->enqueue_burst(&s, 1) == 1);
+  }
+  const uint32_t incarnation =
+      options_.incarnation != 0 ? options_.incarnation : incarnation_from_clock();
+  member_ = std::make_unique<Member>(options_.protocol, Uid{options_.shm.self, incarnation},
+                                     options_.shm.members);
+  const TimeNs now = now_ns();
+  (void)transport_->try_attach_peers();
+  if (options_.bootstrap) {
+    member_->start_group(now);
+  } else {
+    std::vector<NodeId> seeds;
+    for (NodeId n = 0; n < options_.shm.members; ++n) {
+      if (n != options_.shm.self) seeds.push_back(n);
+    }
+    member_->start_join(seeds, now);
+  }
+  carry_out();
+  return {};
+}
+
+// Looks for peers that appeared (a file) and for peers whose process died (its flock dropped):
+// the Member suspects those at once instead of after the heartbeat timeout.
+void GroupEngine::attach_and_watch(TimeNs now) {
+  (void)transport_->try_attach_peers();
+  for (NodeId n = 0; n < options_.shm.members; ++n) {
+    if (n == options_.shm.self) continue;
+    const bool alive = transport_->subscription(n) != nullptr && transport_->peer_alive(n);
+    if (alive_[n] && !alive) {
+      listener_->on_peer_failed(n);
+      member_->peer_failed(n, now);
+      carry_out();
+    }
+    alive_[n] = alive;
+  }
+}
+
+uint32_t GroupEngine::poll_logs(TimeNs now) {
+  uint32_t work = 0;
+  transport::RecordView records[kPollBurst];
+  for (NodeId n = 0; n < options_.shm.members; ++n) {
+    transport::LogReader* sub = transport_->subscription(n);
+    if (sub == nullptr) continue;
+    const uint32_t got = sub->poll(records, kPollBurst);
+    for (uint32_t i = 0; i < got; ++i) {
+      // A copy the Member may keep pointing into (group_engine.h, "Record lifetime").
+      store_.emplace_back(
+          0, std::vector<std::byte>(records[i].payload.begin(), records[i].payload.end()));
+      std::vector<std::byte>& copy = store_.back().second;
+      if (copy.size() >= 20) std::memcpy(&store_.back().first, copy.data() + 12, 8);
+      member_->on_record(n, copy, now);
+      carry_out();
+    }
+    if (got > 0) sub->release();
+    counters_.records_in += got;
+    work += got;
+  }
+  return work;
+}
+
+uint32_t GroupEngine::poll_control(TimeNs now) {
+  transport::ControlMessage msgs[32];
+  const uint32_t got = transport_->poll_control(msgs, 32);
+  for (uint32_t i = 0; i < got; ++i) {
+    member_->on_control(msgs[i].from, msgs[i].bytes, now);
+    carry_out();
+  }
+  counters_.control_in += got;
+  return got;
+}
+
+uint32_t GroupEngine::drain_submissions(TimeNs now) {
+  Submission* batch[32];
+  const uint32_t got = submissions_->dequeue_burst(batch, 32);
+  for (uint32_t i = 0; i < got; ++i) {
+    Submission* s = batch[i];
+    if (s->leave) {
+      member_->leave(now);
+    } else {
+      (void)member_->send(s->mode, std::span<const std::byte>(s->bytes, s->length), now);
+    }
+    carry_out();
+    COHORT_ASSERT(free_slots_->enqueue_burst(&s, 1) == 1);
+  }
+  return got;
+}
+
+uint32_t GroupEngine::poll() {
+  ++counters_.polls;
+  const TimeNs now = now_ns();
+  uint32_t work = 0;
+  if (now >= next_attach_ns_) {
+    next_attach_ns_ = now + kAttachNs;
+    attach_and_watch(now);
+  }
+  work += poll_logs(now);
+  work += poll_control(now);
+  work += drain_submissions(now);
+  member_->end_burst(now);
+  carry_out();
+  if (now >= next_tick_ns_) {
+    next_tick_ns_ = now + kTickNs;
+    transport_->beat();
+    member_->tick(now);
+    carry_out();
+  }
+  if (!pending_appends_.empty()) work += flush_appends() ? 1 : 0;
+  if (work == 0) ++counters_.idle_polls;
+  prune_store();
+  return work;
+}
+
+// Appends what back-pressure held, in order; false while the log is still full.
+bool GroupEngine::flush_appends() {
+  transport::LogWriter& log = transport_->publication();
+  while (!pending_appends_.empty()) {
+    const std::vector<std::byte>& r = pending_appends_.front();
+    transport::Claim c;
+    const transport::ClaimStatus st =
+        log.try_claim(static_cast<uint32_t>(r.size()), kRecordType, &c);
+    if (st == transport::ClaimStatus::kBackPressure) {
+      ++counters_.append_backpressure;
+      return false;
+    }
+    COHORT_ASSERT_MSG(st == transport::ClaimStatus::kOk, "a protocol record the log refuses");
+    std::memcpy(c.data, r.data(), r.size());
+    log.commit(c);
+    ++counters_.records_out;
+    pending_appends_.pop_front();
+  }
+  return true;
+}
+
+void GroupEngine::carry_out() {
+  const auto actions = member_->actions();
+  if (actions.empty()) return;
+  // The callbacks below may not call into the member (they run inside this loop); what they
+  // submit goes through the ring.
+  for (const Action& a : actions) {
+    switch (a.kind) {
+      case ActionKind::kAppend:
+        pending_appends_.emplace_back(a.bytes.begin(), a.bytes.end());
+        break;
+      case ActionKind::kSend: {
+        const transport::SendStatus st = transport_->send_control(a.to, a.bytes);
+        if (st == transport::SendStatus::kOk) {
+          ++counters_.control_out;
+        } else {
+          ++counters_.control_send_failed;  // the protocol repeats what matters
+        }
+        break;
+      }
+      case ActionKind::kDeliver:
+        counters_.delivered_bytes += a.delivery.payload.size();
+        listener_->on_deliver(a.delivery);
+        break;
+      case ActionKind::kInstall:
+        ++counters_.installs;
+        // Peers no longer in the view stop holding back our log (transport, "declare_gone").
+        for (NodeId n = 0; n < options_.shm.members; ++n) {
+          bool in = n == options_.shm.self;
+          for (const Uid u : a.view.list()) in = in || u.node == n;
+          if (!in && transport_->subscription(n) != nullptr && !transport_->peer_alive(n)) {
+            transport_->declare_gone(n);
+          }
+        }
+        listener_->on_install(a.view);
+        break;
+      case ActionKind::kTakeSnapshot: {
+        const std::vector<std::byte> snap = listener_->snapshot();
+        member_->snapshot_taken(a.view.id, snap);
+        break;
+      }
+      case ActionKind::kRestore: listener_->restore(a.bytes); break;
+      case ActionKind::kLeft:
+      case ActionKind::kRemoved:
+      case ActionKind::kCutOff: listener_->on_final(a.kind); break;
+    }
+  }
+  member_->clear_actions();
+  if (!pending_appends_.empty()) flush_appends();
+}
+
+// Frees copies of records of views the Member is done with: anything two views back, once a
+// joiner has applied its snapshot (until then held deliveries may point anywhere).
+void GroupEngine::prune_store() {
+  const View& v = member_->view();
+  if (!member_->restored() || v.id < 3) return;
+  const uint64_t floor = v.id - 2;
+  while (!store_.empty() && store_.front().first <= floor) {
+    store_.pop_front();
+  }
+}
+
+SendResult GroupEngine::submit(Mode mode, std::span<const std::byte> payload) {
+  if (payload.size() > sizeof(Submission::bytes)) return SendResult::kTooLarge;
+  Submission* s = nullptr;
+  if (!free_slots_->try_dequeue(s)) {
+    ++counters_.submit_full;
+    return SendResult::kFull;
+  }
+  s->mode = mode;
+  s->leave = false;
+  s->length = static_cast<uint32_t>(payload.size());
+  std::memcpy(s->bytes, payload.data(), payload.size());
+  COHORT_ASSERT(submissions_->enqueue_burst(&s, 1) == 1);
+  if (waker_ != nullptr) waker_->wake();
+  return SendResult::kOk;
+}
+
+void GroupEngine::submit_leave() {
+  Submission* s = nullptr;
+  while (!free_slots_->try_dequeue(s)) cpu_relax();
+  s->leave = true;
+  s->length = 0;
+  COHORT_ASSERT(submissions_->enqueue_burst(&s, 1) == 1);
+  if (waker_ != nullptr) waker_->wake();
+}
+
+}  // namespace cohort::membership

@@ -1,0 +1,120 @@
+// GroupEngine: the group protocol (membership/protocol) run over a real transport, on one
+// thread. Each poll() reads every peer's log and the control channel, feeds the Member, and
+// carries out its actions: records appended to this member's log, control datagrams sent,
+// deliveries, views, snapshots handed to the listener. The public API (include/cohort/group.h)
+// sits on top of it.
+//
+// Threading: one thread owns the engine (the data core; today it also runs the control work,
+// Aeron's "shared" mode). submit() may be called from other threads: it goes through an MPSC
+// ring that poll() drains.
+//
+// Record lifetime: the Member keeps pointers into records until a view change is over, longer
+// than a log subscription lends them (until its next release()); so the engine copies each
+// record it polls into its own store and releases the log at once, and frees the store of views
+// the Member no longer needs. Copying costs one memcpy per record; reading the log in place is
+// left for when the Member says which records it still holds (NOTES.md).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "membership/protocol/member.h"
+#include "runtime/idle.h"
+#include "runtime/mpsc_ring.h"
+#include "runtime/result.h"
+#include "transport/shm/shm_transport.h"
+
+namespace cohort::membership {
+
+class EngineListener {
+ public:
+  virtual ~EngineListener() = default;
+  virtual void on_deliver(const Delivery& delivery) = 0;
+  virtual void on_install(const View& view) = 0;
+  virtual std::vector<std::byte> snapshot() = 0;
+  virtual void restore(std::span<const std::byte> state) = 0;
+  virtual void on_final(ActionKind kind) = 0;               // kLeft, kRemoved, kCutOff
+  virtual void on_peer_failed(NodeId node) { (void)node; }  // the transport saw it die
+};
+
+struct EngineOptions {
+  transport::shm::ShmOptions shm;
+  ProtocolConfig protocol;
+  bool bootstrap = false;
+  uint32_t incarnation = 0;  // 0: chosen from the clock, higher than any earlier one here
+};
+
+struct EngineCounters {
+  uint64_t polls = 0;
+  uint64_t idle_polls = 0;
+  uint64_t records_in = 0;
+  uint64_t records_out = 0;
+  uint64_t append_backpressure = 0;
+  uint64_t control_in = 0;
+  uint64_t control_out = 0;
+  uint64_t control_send_failed = 0;
+  uint64_t installs = 0;
+  uint64_t delivered_bytes = 0;
+  uint64_t submit_full = 0;
+};
+
+class GroupEngine {
+ public:
+  static Result<std::unique_ptr<GroupEngine>> create(const EngineOptions& options,
+                                                     EngineListener* listener);
+  ~GroupEngine();
+
+  // One iteration of the loop; returns the work done. Data-core thread only.
+  uint32_t poll();
+  // The loop's waker (runtime/idle.h): submit() ends its park early.
+  void set_waker(Waker* waker) noexcept { waker_ = waker; }
+
+  // From any thread: queues a message (or a leave) for the data core.
+  SendResult submit(Mode mode, std::span<const std::byte> payload);
+  void submit_leave();
+
+  const Member& member() const noexcept { return *member_; }
+  const EngineCounters& counters() const noexcept { return counters_; }
+  Uid self() const noexcept { return member_->self(); }
+
+  struct Submission {
+    Mode mode = Mode::kTotal;
+    bool leave = false;
+    uint32_t length = 0;
+    std::byte bytes[4096];
+  };
+
+ private:
+  GroupEngine(const EngineOptions& options, EngineListener* listener);
+  Status setup();
+  uint32_t poll_logs(TimeNs now);
+  uint32_t poll_control(TimeNs now);
+  uint32_t drain_submissions(TimeNs now);
+  void attach_and_watch(TimeNs now);
+  void carry_out();
+  bool flush_appends();
+  void prune_store();
+
+  EngineOptions options_;
+  EngineListener* listener_;
+  std::unique_ptr<transport::shm::ShmTransport> transport_;
+  std::unique_ptr<Member> member_;
+  Waker* waker_ = nullptr;
+  std::unique_ptr<MpscRing<Submission*>> submissions_;
+  std::vector<std::unique_ptr<Submission>> submission_slots_;
+  std::unique_ptr<MpscRing<Submission*>> free_slots_;
+  std::deque<std::vector<std::byte>> pending_appends_;  // back-pressured records, in order
+  // Copies of polled records the Member may point into, with the view each belongs to.
+  std::deque<std::pair<uint64_t, std::vector<std::byte>>> store_;
+  uint64_t store_view_floor_ = 0;
+  TimeNs next_tick_ns_ = 0;
+  TimeNs next_attach_ns_ = 0;
+  std::array<bool, transport::kMaxMembers> alive_{};
+  EngineCounters counters_{};
+};
+
+}  // namespace cohort::membership
