@@ -662,7 +662,15 @@ void Member::Impl::deliver_cut(const CutValue& c) {
 void Member::Impl::do_install(const CutValue& c) {
   pending_install.reset();
   const bool joiner_added = c.joiners_mask != 0;
-  if (!config.bugs.skip_flush) {
+  // A leaver delivers the cut too, unless the cut was decided without it (an adopted value
+  // from an attempt it took no part in) and it delivered past it: then it simply leaves, like a
+  // member that crashed after those deliveries (non-uniform, and never in safe mode).
+  bool deliver = !config.bugs.skip_flush;
+  if (deliver && !c.next.contains(self)) {
+    for (uint32_t s = 0; s < c.senders; ++s)
+      deliver = deliver && cur->senders[s].delivered <= c.cut[s];
+  }
+  if (deliver) {
     state = MemberState::kActive;  // deliver_cut delivers only while active
     deliver_cut(c);
   }
