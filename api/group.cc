@@ -3,9 +3,17 @@
 // include/cohort <- apps); it holds no protocol logic.
 #include "cohort/group.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <new>
 
+#include "cohort/stats.h"
 #include "membership/group_engine.h"
 #include "runtime/agent.h"
 #include "runtime/config.h"
@@ -42,7 +50,85 @@ struct Group::Impl final : membership::EngineListener {
   std::atomic<uint64_t> view_id{0}, view_members{0}, view_changes{0}, delivered{0},
       delivered_bytes{0}, sent{0};
 
-  static uint32_t poll_fn(void* self) noexcept { return static_cast<Impl*>(self)->engine->poll(); }
+  StatsPage* page = nullptr;
+  std::string page_path;
+  uint64_t next_publish_ns = 0;
+
+  static uint64_t mono_ns() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+  }
+
+  static uint32_t poll_fn(void* self) noexcept {
+    Impl& impl = *static_cast<Impl*>(self);
+    const uint32_t work = impl.engine->poll();
+    if (impl.page != nullptr) {
+      const uint64_t now = mono_ns();
+      if (now >= impl.next_publish_ns) {
+        impl.next_publish_ns = now + 10'000'000;
+        impl.publish(now);
+      }
+    }
+    return work;
+  }
+
+  // The stats page `cohort stat` reads (include/cohort/stats.h). Control path: a file in the
+  // group's folder; a member that cannot create it runs without it.
+  void open_page(const std::string& dir, const std::string& group, uint32_t node) {
+    page_path = dir + "/" + group + "/stats-m" + std::to_string(node) + ".page";
+    const int fd = ::open(page_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return;
+    if (ftruncate(fd, 4096) != 0) {
+      ::close(fd);
+      return;
+    }
+    void* map = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ::close(fd);
+    if (map == MAP_FAILED) return;
+    page = new (map) StatsPage{};
+    page->version = kStatsVersion;
+    page->pid = static_cast<int32_t>(getpid());
+    page->node = node;
+    page->incarnation = engine->self().incarnation;
+    std::snprintf(page->group, sizeof page->group, "%s", group.c_str());
+    // release: a reader that sees the magic sees the header above (pairs with its acquire).
+    std::atomic_ref<uint64_t>(page->magic).store(kStatsMagic, std::memory_order_release);
+  }
+
+  void publish(uint64_t now) {
+    const membership::Member& m = engine->member();
+    const membership::MemberCounters& mc = m.counters();
+    const membership::EngineCounters& ec = engine->counters();
+    const AgentStats as = agent->stats();
+    constexpr auto r = std::memory_order_relaxed;
+    page->state.store(static_cast<uint64_t>(m.state()), r);
+    const View& v = m.view();
+    page->view_id.store(v.id, r);
+    page->view_count.store(v.count, r);
+    for (uint32_t i = 0; i < v.count; ++i) page->view_members[i].store(v.members[i].key(), r);
+    page->sent.store(mc.sent, r);
+    page->delivered.store(mc.delivered, r);
+    page->delivered_bytes.store(ec.delivered_bytes, r);
+    page->view_changes.store(ec.installs, r);
+    page->relayed.store(mc.relayed_records, r);
+    page->records_malformed.store(mc.records_malformed, r);
+    page->records_stale.store(mc.records_dropped_stale, r);
+    page->control_malformed.store(mc.control_malformed, r);
+    page->control_stale.store(mc.control_dropped_stale, r);
+    page->control_send_failed.store(ec.control_send_failed, r);
+    page->append_backpressure.store(ec.append_backpressure, r);
+    page->rounds.store(as.rounds, r);
+    page->busy_rounds.store(as.busy_rounds, r);
+    page->updated_ns.store(now, r);
+  }
+
+  ~Impl() override {
+    if (page != nullptr) {
+      munmap(page, 4096);
+      unlink(page_path.c_str());
+    }
+  }
 
   void on_deliver(const Delivery& d) override {
     Message m;
@@ -140,6 +226,8 @@ Result<std::unique_ptr<Group>> Group::create(const GroupOptions& options, GroupL
   impl->agent = std::make_unique<Agent>("cohort-group", io);
   impl->engine->set_waker(&impl->agent->waker());
   COHORT_TRY(impl->agent->add_poller("group", &Impl::poll_fn, impl.get()));
+  impl->open_page(options.shm_dir.empty() ? transport::shm::default_shm_dir() : options.shm_dir,
+                  options.name, options.node);
   return std::unique_ptr<Group>(new Group(std::move(impl)));
 }
 

@@ -3,6 +3,7 @@
 
 #include "apps/cli/demo.h"
 #include "apps/cli/node.h"
+#include "apps/cli/stat.h"
 #include "cohort/version.h"
 
 int main(int argc, char** argv) {
@@ -39,7 +40,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   demo_cmd->add_flag("--keep", demo.keep, "keep the delivery logs");
 
+  cohort::cli::StatOptions stat;
+  CLI::App* stat_cmd = app.add_subcommand("stat", "live counters and views of running members");
+  stat_cmd->add_option("--group", stat.group, "group name")->capture_default_str();
+  stat_cmd->add_option("--shm-dir", stat.shm_dir,
+                       "shared-memory folder (default /dev/shm/cohort-<uid>)");
+  stat_cmd->add_option("--watch-ms", stat.watch_ms, "print again every so many ms (0: once)")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  if (stat_cmd->parsed()) return cohort::cli::run_stat(stat);
   if (node_cmd->parsed()) return cohort::cli::run_node(node);
   if (demo_cmd->parsed()) return cohort::cli::run_demo(demo);
   return 2;

@@ -1,0 +1,44 @@
+// The live statistics page of a running member, as `cohort stat` reads it (like aeron-stat):
+// a 4 KiB file <shm dir>/<group>/stats-m<node>.page that the member maps and updates, and any
+// process of the same user may map read-only. Every counter is written by the member's own
+// thread with relaxed stores; a reader sees each value whole, not a consistent set.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace cohort {
+
+inline constexpr uint64_t kStatsMagic = 0x3174617473686f63ULL;  // "cohstat1"
+inline constexpr uint32_t kStatsVersion = 1;
+
+struct StatsPage {
+  uint64_t magic;
+  uint32_t version;
+  int32_t pid;
+  uint32_t node;
+  uint32_t incarnation;
+  char group[64];
+  std::atomic<uint64_t> updated_ns;  // CLOCK_MONOTONIC of the last update
+  std::atomic<uint64_t> state;       // 0 idle, 1 joining, 2 active, 3 wedged, 4 left, 5 removed
+  std::atomic<uint64_t> view_id;
+  std::atomic<uint64_t> view_count;
+  std::atomic<uint64_t> view_members[32];  // node << 32 | incarnation
+  std::atomic<uint64_t> sent;
+  std::atomic<uint64_t> delivered;
+  std::atomic<uint64_t> delivered_bytes;
+  std::atomic<uint64_t> view_changes;
+  std::atomic<uint64_t> relayed;            // repairs: messages relayed for a flush
+  std::atomic<uint64_t> records_malformed;  // drops by reason ...
+  std::atomic<uint64_t> records_stale;
+  std::atomic<uint64_t> control_malformed;
+  std::atomic<uint64_t> control_stale;
+  std::atomic<uint64_t> control_send_failed;
+  std::atomic<uint64_t> append_backpressure;
+  std::atomic<uint64_t> rounds;       // poll loop iterations
+  std::atomic<uint64_t> busy_rounds;  // ... that did work: 1 - busy/rounds is the idle ratio
+};
+static_assert(sizeof(StatsPage) <= 4096, "the stats page is one 4 KiB page");
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+
+}  // namespace cohort
