@@ -134,6 +134,87 @@ TEST(ShmLog, ReaderStopsAtTheLimit) {
   EXPECT_EQ(l.sub.fault(), LogFault::kNone);
 }
 
+// A reader that joins a log already written: counted from its start, and its published word
+// believed only once it says it is about this log (it may still hold a position in a log of an
+// earlier incarnation of this writer, which must not let the writer overwrite anything).
+TEST(ShmLog, ALateReaderIsCountedFromItsStartUntilItsWordIsAboutThisLog) {
+  constexpr uint64_t kCap = 64 << 10;
+  LocalLog l(kCap);
+  l.pub.remove_reader(1);  // the writer alone laps freely
+  uint64_t fill = 0;
+  while (l.pub.position() < 5 * kCap) ASSERT_TRUE(l.append(1000, static_cast<uint8_t>(fill++)));
+  const uint64_t start = l.pub.position();
+  const uint64_t first = fill;
+  std::atomic<uint64_t>& word = l.reader_page->read_positions[2].position;
+  std::atomic<uint64_t>& tag = l.reader_page->read_positions[2].log_incarnation;
+  word.store(~uint64_t{0});  // "read everything" of some other log
+  tag.store(111);
+  l.pub.attach_reader_at(2, &word, start, &tag, 222);
+  EXPECT_TRUE(l.pub.counts_reader(2));
+  EXPECT_EQ(l.pub.reader_start(2), start);
+  uint32_t appended = 0;  // bounded: a writer that believed the stale word would never stop
+  while (appended < 1000 && l.append(1000, static_cast<uint8_t>(fill))) ++fill, ++appended;
+  EXPECT_GT(appended, 50u);
+  EXPECT_LE(l.pub.position() + sizeof(RecordHeader), start + kCap);  // held at its start
+
+  // The reader subscribes (its start, then the tag) and reads from its start on.
+  word.store(start, std::memory_order_relaxed);
+  tag.store(222, std::memory_order_release);
+  LogReader sub(l.log, kCap, &word, start);
+  RecordView v[64];
+  uint64_t next = first;
+  for (uint32_t n; (n = sub.poll(v, 64)) != 0;) {
+    for (uint32_t i = 0; i < n; ++i, ++next) {
+      if (next == first) {
+        EXPECT_EQ(v[i].position, start);
+      }
+      ASSERT_EQ(v[i].payload[0], std::byte{static_cast<uint8_t>(next)});
+    }
+  }
+  EXPECT_EQ(next, fill);
+  EXPECT_EQ(sub.fault(), LogFault::kNone);
+  EXPECT_FALSE(l.append(1000, 0));  // polled but not released: still held
+  sub.release();
+  EXPECT_TRUE(l.append(1000, 0));
+}
+
+// A reader attached at a start below the writer's tail: the writer's cached limit, computed
+// before the reader counted, must not let it overwrite what the reader has yet to read.
+TEST(ShmLog, AttachingAReaderBelowTheTailLowersTheCachedLimit) {
+  constexpr uint64_t kCap = 64 << 10;
+  LocalLog l(kCap);
+  l.pub.remove_reader(1);
+  std::vector<uint64_t> positions;
+  while (l.pub.position() < kCap + 2000) {
+    positions.push_back(l.pub.position());
+    ASSERT_TRUE(l.append(500, static_cast<uint8_t>(positions.size() - 1)));
+  }
+  // The oldest record not overwritten yet, and its index.
+  size_t k = 0;
+  while (k < positions.size() && positions[k] + kCap < l.pub.position() + sizeof(RecordHeader)) {
+    ++k;
+  }
+  ASSERT_LT(k, positions.size());
+  std::atomic<uint64_t>& word = l.reader_page->read_positions[2].position;
+  std::atomic<uint64_t>& tag = l.reader_page->read_positions[2].log_incarnation;
+  word.store(positions[k]);
+  tag.store(7);
+  l.pub.attach_reader_at(2, &word, positions[k], &tag, 7);
+  uint64_t fill = positions.size();
+  while (fill < 10 * positions.size() && l.append(500, static_cast<uint8_t>(fill))) ++fill;
+  EXPECT_LE(l.pub.position() + sizeof(RecordHeader), positions[k] + kCap);
+  LogReader sub(l.log, kCap, &word, positions[k]);
+  RecordView v[256];
+  uint64_t next = k;
+  for (uint32_t n; (n = sub.poll(v, 256)) != 0;) {
+    for (uint32_t i = 0; i < n; ++i, ++next) {
+      ASSERT_EQ(v[i].payload[0], std::byte{static_cast<uint8_t>(next)}) << "record " << next;
+    }
+  }
+  EXPECT_EQ(next, fill);
+  EXPECT_EQ(sub.fault(), LogFault::kNone);
+}
+
 TEST(ShmLog, RefusesRecordsLargerThanAQuarterOfTheLog) {
   LocalLog l(64 << 10);
   Claim c;
@@ -242,6 +323,15 @@ TEST(ShmTransport, TwoMembersExchangeRecordsAndControlDatagrams) {
   ASSERT_TRUE((*a)->attach_peers(1000).ok());
   ASSERT_TRUE((*b)->attach_peers(1000).ok());
 
+  // Attached one after the other from one thread: a started reading b's log at 0, while b had
+  // not looked for peers yet; b's first look found a there and counts it from 0.
+  EXPECT_EQ((*b)->reader_start(0), 0u);
+  EXPECT_TRUE((*b)->publication().counts_reader(0));
+  EXPECT_FALSE((*b)->publication().counts_reader(1));  // the placeholder for early readers
+  LogReader* from_b = (*a)->subscription(1);
+  ASSERT_NE(from_b, nullptr);
+  EXPECT_EQ(from_b->position(), 0u);
+
   Claim c;
   ASSERT_EQ((*a)->publication().try_claim(5, kRecordUser + 1, &c), ClaimStatus::kOk);
   std::memcpy(c.data, "hello", 5);
@@ -284,6 +374,180 @@ TEST(ShmTransport, TwoMembersExchangeRecordsAndControlDatagrams) {
   (*b)->leave();
   EXPECT_FALSE((*a)->peer_alive(1));
   EXPECT_EQ((*a)->send_control(1, std::as_bytes(std::span(msg))), SendStatus::kNoPeer);
+}
+
+// Members in one thread: calls try_attach_peers() on each in turn until every pair in `ts` is
+// subscribed both ways (at most `rounds` turns each).
+bool attach_each_other(std::initializer_list<ShmTransport*> ts, int rounds = 100) {
+  for (int r = 0; r < rounds; ++r) {
+    bool all = true;
+    for (ShmTransport* t : ts) {
+      EXPECT_TRUE(t->try_attach_peers().ok());
+      for (ShmTransport* u : ts) {
+        if (u != t && t->subscription(u->self()) == nullptr) all = false;
+      }
+    }
+    if (all) return true;
+  }
+  return false;
+}
+
+void append(ShmTransport& t, const std::string& text) {
+  Claim c;
+  ASSERT_EQ(t.publication().try_claim(static_cast<uint32_t>(text.size()), kRecordUser, &c),
+            ClaimStatus::kOk);
+  std::memcpy(c.data, text.data(), text.size());
+  t.publication().commit(c);
+}
+
+// Everything readable now from `peer`'s log, as text; released.
+std::vector<std::string> read_all(ShmTransport& t, MemberId peer, uint64_t* first_position) {
+  std::vector<std::string> got;
+  LogReader* sub = t.subscription(peer);
+  EXPECT_NE(sub, nullptr);
+  if (sub == nullptr) return got;
+  RecordView v[16];
+  for (uint32_t n; (n = sub->poll(v, 16)) != 0;) {
+    for (uint32_t i = 0; i < n; ++i) {
+      if (got.empty() && first_position != nullptr) *first_position = v[i].position;
+      got.emplace_back(reinterpret_cast<const char*>(v[i].payload.data()), v[i].payload.size());
+    }
+  }
+  sub->release();
+  EXPECT_EQ(sub->fault(), LogFault::kNone);
+  return got;
+}
+
+bool control_arrives(ShmTransport& from, ShmTransport& to) {
+  const char msg[] = "ping";
+  if (from.send_control(to.self(), std::as_bytes(std::span(msg))) != SendStatus::kOk) return false;
+  ControlMessage m[4];
+  for (int i = 0; i < 100; ++i) {
+    const uint32_t n = to.poll_control(m, 4);
+    if (n == 1 && m[0].from == from.self() && m[0].bytes.size() == sizeof msg) return true;
+    if (n != 0) return false;
+  }
+  return false;
+}
+
+ShmOptions slot(const TempDir& d, MemberId self) {
+  return ShmOptions{d.path, "g", self, 3, 64 << 10};
+}
+
+// Three slots, two members: the empty slot holds nobody back; the third member joins late,
+// reads each log from where its writer was when it attached it, and is read from its start.
+TEST(ShmTransport, ASlotMayStayEmptyAndAMemberMayJoinLate) {
+  TempDir d;
+  auto a = ShmTransport::create(slot(d, 0));
+  auto b = ShmTransport::create(slot(d, 1));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(attach_each_other({a->get(), b->get()}));
+  auto waited = (*a)->attach_peers(20);
+  ASSERT_FALSE(waited.ok());
+  EXPECT_NE(waited.error().message().find("members 2 of group"), std::string::npos);
+  const char msg[] = "x";
+  EXPECT_EQ((*a)->send_control(2, std::as_bytes(std::span(msg))), SendStatus::kNoPeer);
+  EXPECT_FALSE((*a)->publication().counts_reader(2));
+  EXPECT_EQ((*a)->attach_generation(2), 0u);
+
+  // Many laps of a's log while b reads: slot 2 does not count.
+  for (int i = 0; i < 2000; ++i) {
+    append(**a, std::string(200, 'a'));
+    if (i % 50 == 0) {
+      EXPECT_EQ(read_all(**b, 0, nullptr).size(), i == 0 ? 1u : 50u);
+    }
+  }
+  read_all(**b, 0, nullptr);
+  EXPECT_GT((*a)->publication().position(), 4u * (64 << 10));
+
+  auto c = ShmTransport::create(slot(d, 2));
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  ASSERT_EQ(*(*c)->try_attach_peers(), 0u);  // a and b have not granted it a start yet
+  const uint64_t a_tail = (*a)->publication().position();
+  ASSERT_TRUE(attach_each_other({a->get(), b->get(), c->get()}));
+  for (ShmTransport* t : {a->get(), b->get()}) {
+    EXPECT_EQ(t->attach_generation(2), 1u);
+    EXPECT_EQ(t->peer_incarnation(2), (*c)->incarnation());
+    EXPECT_TRUE(t->publication().counts_reader(2));
+  }
+  EXPECT_EQ((*a)->reader_start(2), a_tail);
+  LogReader* c_from_a = (*c)->subscription(0);
+  ASSERT_NE(c_from_a, nullptr);
+  EXPECT_EQ(c_from_a->position(), a_tail);
+  EXPECT_EQ((*c)->attach_generation(0), 1u);
+
+  append(**a, "after c joined");
+  append(**c, "from c");
+  uint64_t first = 1;
+  EXPECT_EQ(read_all(**c, 0, &first), std::vector<std::string>{"after c joined"});
+  EXPECT_EQ(first, a_tail);
+  for (ShmTransport* t : {a->get(), b->get()}) {
+    EXPECT_EQ(read_all(*t, 2, &first), std::vector<std::string>{"from c"});
+    EXPECT_EQ(first, 0u);  // c attached its peers before it wrote: read from its beginning
+    EXPECT_TRUE(control_arrives(*t, **c));
+    EXPECT_TRUE(control_arrives(**c, *t));
+  }
+}
+
+// A new process in a slot replaces the old one: peers that declared the old one gone, and
+// peers that did not, re-attach to the new file and read it from its beginning; the new one
+// reads theirs; control datagrams flow again.
+TEST(ShmTransport, ANewProcessInASlotIsReattached) {
+  TempDir d;
+  auto a = ShmTransport::create(slot(d, 0));
+  auto b = ShmTransport::create(slot(d, 1));
+  auto c = ShmTransport::create(slot(d, 2));
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  ASSERT_TRUE(attach_each_other({a->get(), b->get(), c->get()}));
+  append(**c, "old c");
+  const uint64_t old_incarnation = (*c)->incarnation();
+  c->reset();  // leaves: marks its page, removes its files
+
+  const char msg[] = "x";
+  EXPECT_EQ((*a)->send_control(2, std::as_bytes(std::span(msg))), SendStatus::kNoPeer);
+  EXPECT_FALSE((*a)->peer_alive(2));
+  EXPECT_TRUE((*a)->peer_left(2));
+  (*a)->declare_gone(2);  // b does not: it will notice the new file alone
+  EXPECT_EQ((*a)->subscription(2), nullptr);
+  EXPECT_FALSE((*a)->publication().counts_reader(2));
+  EXPECT_NE((*b)->subscription(2), nullptr);  // the old mapping stays until replaced
+  ASSERT_TRUE((*a)->try_attach_peers().ok());
+  EXPECT_EQ((*a)->subscription(2), nullptr);
+
+  auto c2 = ShmTransport::create(slot(d, 2));
+  ASSERT_TRUE(c2.ok()) << c2.error().message();
+  EXPECT_NE((*c2)->incarnation(), old_incarnation);
+  append(**c2, "new c");  // before it attached anyone: still read from 0 (its log is open)
+  ASSERT_TRUE(attach_each_other({a->get(), b->get(), c2->get()}));
+  for (ShmTransport* t : {a->get(), b->get()}) {
+    EXPECT_EQ(t->attach_generation(2), 2u);
+    EXPECT_EQ(t->peer_incarnation(2), (*c2)->incarnation());
+    uint64_t first = 1;
+    EXPECT_EQ(read_all(*t, 2, &first), std::vector<std::string>{"new c"});
+    EXPECT_EQ(first, 0u);
+    EXPECT_TRUE(control_arrives(*t, **c2));
+    EXPECT_TRUE(control_arrives(**c2, *t));
+    EXPECT_TRUE(t->peer_alive(2));
+  }
+  append(**a, "to new c");
+  EXPECT_EQ(read_all(**c2, 0, nullptr), std::vector<std::string>{"to new c"});
+}
+
+// A peer declared gone while its process still runs is never attached again, and it is not
+// held back by our old position in its log: we published that we need nothing more of it.
+TEST(ShmTransport, APeerDeclaredGoneStaysGoneAndIsNotHeldBack) {
+  TempDir d;
+  auto a = ShmTransport::create(ShmOptions{d.path, "g", 0, 2, 64 << 10});
+  auto b = ShmTransport::create(ShmOptions{d.path, "g", 1, 2, 64 << 10});
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(attach_each_other({a->get(), b->get()}));
+  (*a)->declare_gone(1);
+  ASSERT_TRUE((*a)->try_attach_peers().ok());
+  EXPECT_EQ((*a)->subscription(1), nullptr);
+  EXPECT_EQ((*a)->attach_generation(1), 1u);
+  EXPECT_FALSE((*a)->peer_alive(1));
+  EXPECT_TRUE((*b)->publication().counts_reader(0));
+  for (int i = 0; i < 2000; ++i) append(**b, std::string(200, 'b'));  // many laps, unread
 }
 
 }  // namespace

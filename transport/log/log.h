@@ -98,25 +98,56 @@ class LogWriter {
   // `position` is the reader's published position in this log.
   void attach_reader(MemberId m, const std::atomic<uint64_t>* position) noexcept {
     COHORT_ASSERT(m < kMaxMembers);
-    readers_[m] = position;
+    readers_[m] = Reader{position, nullptr, 0, 0};
+  }
+  // A reader that joins a log already being written, and starts counting now. It reads from
+  // `start` on, a record boundary the writer chose (normally position()); the writer keeps
+  // every byte from `start` on until the reader releases it. `position` is the reader's
+  // published word, but the reader may still have it about another log (an earlier
+  // incarnation of this writer, after a restart): the writer believes it only once `*tag`
+  // equals `tag_value`, and counts the reader at `start` until then. The reader stores its
+  // start into `*position`, then `tag_value` into `*tag` with release.
+  void attach_reader_at(MemberId m, const std::atomic<uint64_t>* position, uint64_t start,
+                        const std::atomic<uint64_t>* tag, uint64_t tag_value) noexcept {
+    COHORT_ASSERT(m < kMaxMembers && position != nullptr && tag != nullptr);
+    COHORT_ASSERT(start % kRecordAlign == 0 && start <= tail_);
+    // Nothing from `start` on was overwritten yet: the writer's next zero marker still lies
+    // within one lap of it.
+    COHORT_ASSERT(tail_ + sizeof(RecordHeader) <= start + capacity_);
+    expected_ |= 1u << m;
+    readers_[m] = Reader{position, tag, tag_value, start};
+    // The cached limit may have been computed without this reader: never write past what it
+    // has yet to read.
+    if (limit_ > start + capacity_) limit_ = start + capacity_;
   }
   // The hook for the membership layer: stop counting a reader that was declared gone, so a
   // dead reader cannot hold the writer back forever.
   void remove_reader(MemberId m) noexcept {
     COHORT_ASSERT(m < kMaxMembers);
     expected_ &= ~(1u << m);
-    readers_[m] = nullptr;
+    readers_[m] = Reader{};
   }
   bool counts_reader(MemberId m) const noexcept { return (expected_ >> m) & 1u; }
+  // Where a reader attached with attach_reader_at() starts reading; 0 for the others.
+  uint64_t reader_start(MemberId m) const noexcept {
+    return m < kMaxMembers ? readers_[m].start : 0;
+  }
 
   // The slowest live reader's position; the writer may write up to it plus the capacity.
   uint64_t min_reader_position() const noexcept {
     uint64_t min = tail_;
     for (uint32_t bits = expected_; bits != 0; bits &= bits - 1) {
       const auto m = static_cast<uint32_t>(__builtin_ctz(bits));
-      // acquire: pairs with the release store of the reader's position in
-      // LogReader::release(); it finished with every record below that position.
-      const uint64_t p = readers_[m] != nullptr ? readers_[m]->load(std::memory_order_acquire) : 0;
+      const Reader& r = readers_[m];
+      uint64_t p = r.start;  // expected, or attached but not yet reading this log
+      // acquire: pairs with the reader's release store of the tag, made after it stored its
+      // start into the position word; so the position loaded below is about this log.
+      if (r.position != nullptr &&
+          (r.tag == nullptr || r.tag->load(std::memory_order_acquire) == r.tag_value)) {
+        // acquire: pairs with the release store of the reader's position in
+        // LogReader::release(); it finished with every record below that position.
+        p = r.position->load(std::memory_order_acquire);
+      }
       if (p < min) min = p;
     }
     return min;
@@ -161,7 +192,13 @@ class LogWriter {
   uint64_t tail_ = 0;
   uint64_t limit_ = 0;  // cached: min reader position + capacity, refreshed when reached
   uint32_t expected_ = 0;
-  const std::atomic<uint64_t>* readers_[kMaxMembers] = {};
+  struct Reader {
+    const std::atomic<uint64_t>* position = nullptr;  // nullptr: expected, not attached
+    const std::atomic<uint64_t>* tag = nullptr;       // nullptr: position is always ours
+    uint64_t tag_value = 0;
+    uint64_t start = 0;  // counted here until position is about this log
+  };
+  Reader readers_[kMaxMembers] = {};
   bool claimed_ = false;
   bool closed_ = false;
   Stats stats_;
@@ -174,8 +211,19 @@ const char* log_fault_name(LogFault fault) noexcept;
 class LogReader {
  public:
   LogReader() = default;
-  LogReader(const std::byte* log, uint64_t capacity, std::atomic<uint64_t>* my_position) noexcept
-      : log_(log), capacity_(capacity), mask_(capacity - 1), my_position_(my_position) {}
+  // Reads from `start` on: 0 for a log read from its beginning, or the position the writer
+  // chose for a reader that joined later (LogWriter::attach_reader_at). A record boundary;
+  // the caller checks that when it comes from another process.
+  LogReader(const std::byte* log, uint64_t capacity, std::atomic<uint64_t>* my_position,
+            uint64_t start = 0) noexcept
+      : log_(log),
+        capacity_(capacity),
+        mask_(capacity - 1),
+        my_position_(my_position),
+        polled_(start),
+        released_(start) {
+    COHORT_ASSERT(start % kRecordAlign == 0);
+  }
 
   // Hands out up to max complete records after the last one polled; their views stay valid
   // until release(). Padding is skipped. A malformed record stops this subscription for good

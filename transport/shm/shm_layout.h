@@ -1,13 +1,14 @@
 // The shared-memory layout of one member's file: a control page, then its log.
 //
-//   offset 0      ControlPage (4 KiB): identity, heartbeat, and this member's read
-//                 positions in every peer's log, one cache line each
+//   offset 0      ControlPage (4 KiB): identity, heartbeat, and one cache line per peer:
+//                 this member's read position in that peer's log, and where that peer may
+//                 start reading this member's log
 //   offset 4096   the log: capacity bytes (a power of two) of 8-byte aligned records
 //
 // The owner maps its file read-write; peers map it read-only. So a reader publishes how far
 // it has read a peer's log in its *own* control page, and the peer (the writer) reads it
 // from there. Everything another process reads is validated before use (DESIGN.md,
-// principle 6); see NOTES.md beside this file for the record protocol.
+// principle 6); see transport/NOTES.md for the record protocol and the rules of joining.
 #pragma once
 
 #include <atomic>
@@ -21,7 +22,7 @@
 namespace cohort::transport::shm {
 
 inline constexpr uint64_t kFileMagic = 0x4d53545248434f43ull;  // "COHRTSM" + 'M', little-endian
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;                  // 2: positions tagged, start grants
 inline constexpr size_t kControlPageBytes = 4096;
 
 // Owner's lifecycle, in ControlPage::state.
@@ -31,11 +32,21 @@ enum MemberState : uint32_t {
   kStateLeft = 2,      // the owner left cleanly; the file is about to go
 };
 
+// One per peer slot i, in the page of member X; X alone writes it (transport/NOTES.md).
 struct alignas(kCacheLine) PositionSlot {
-  // How far this member has read the log of the member at this slot's index; written only by
-  // the owner of the page, with release after it finished with the records below it.
+  // X as a reader of i's log: how far X has read it, stored with release after X finished
+  // with the records below it; and the incarnation of i whose log that is (0: none yet).
+  // X stores its start position and then the incarnation (release) when it subscribes, so
+  // the writer that loads a matching incarnation (acquire) reads a position in its own log.
   std::atomic<uint64_t> position{0};
+  std::atomic<uint64_t> log_incarnation{0};
+  // X as the writer: the incarnation of i allowed to read X's log, from grant_position on
+  // (X's tail when X attached that file of i). X stores the position, then the incarnation
+  // with release; i subscribes only once it loads its own incarnation there (acquire).
+  std::atomic<uint64_t> grant_position{0};
+  std::atomic<uint64_t> grant_incarnation{0};
 };
+static_assert(sizeof(PositionSlot) == kCacheLine);
 
 struct ControlPage {
   // Line 0: identity, written once before state becomes kStateActive.
@@ -43,17 +54,20 @@ struct ControlPage {
   uint32_t version;
   uint32_t member;
   uint64_t group_hash;   // FNV-1a of the group name: a file of another group is refused
-  uint64_t incarnation;  // random per start: tells a restarted member from its old self
+  uint64_t incarnation;  // random, nonzero, per start: tells a restarted member from its old self
   int32_t pid;           // for people and tools; liveness is the flock on the file (NOTES.md)
   uint32_t reserved0;
   uint64_t log_capacity;
   std::atomic<uint32_t> state;
-  uint32_t reserved1;
+  // 1 from creation until the owner's first scan for peers (try_attach_peers): until then
+  // the owner has not lapped its log, and any reader may start at 0 without a grant
+  // (transport/NOTES.md, "shm: joining late"). Stored 0 once, seq_cst, and never set again.
+  std::atomic<uint32_t> open_from_zero;
   // Line 1: liveness, bumped by the owner's control core.
   alignas(kCacheLine) std::atomic<uint64_t> heartbeat;
   // Line 2: the writer's committed position, for stats and tools (readers poll records).
   alignas(kCacheLine) std::atomic<uint64_t> committed;
-  // Lines 3..: this member's read position in each peer's log.
+  // Lines 3..: per peer, this member's read position in its log and its grant to read ours.
   PositionSlot read_positions[kMaxMembers];
 };
 

@@ -1,5 +1,5 @@
 // Setup of the shm transport: directories, the member's own file, stale files of dead
-// members, peers' files (validated before use), and the control socket. Control path only.
+// members, the control socket, and leaving. Control path only. Peers' files: shm_peers.cc.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -14,39 +14,24 @@
 #include <cstring>
 #include <random>
 #include <string>
-#include <thread>
 
+#include "transport/shm/shm_files.h"
 #include "transport/shm/shm_transport.h"
 
 namespace cohort::transport::shm {
 
 namespace {
 
-constexpr uint64_t kMinLogBytes = 64 << 10;
-constexpr uint64_t kMaxLogBytes = 1ull << 30;
-
-// The owner of a member file holds an exclusive flock on it for its whole life; the kernel
-// drops the lock when the process dies, even by SIGKILL. So a file nobody holds is stale.
-bool owner_gone(int fd) {
-  if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-    flock(fd, LOCK_UN);
-    return true;
-  }
-  return false;
-}
-
-bool path_owner_gone(const std::string& path) {
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno == ENOENT;
-  const bool gone = owner_gone(fd);
-  close(fd);
-  return gone;
-}
+using detail::kMaxLogBytes;
+using detail::kMinLogBytes;
+using detail::path_owner_gone;
 
 uint64_t random_incarnation() {
   std::random_device rd;
-  return (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
-         static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  const uint64_t r =
+      (static_cast<uint64_t>(rd()) << 32) ^ rd() ^
+      static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  return r != 0 ? r : 1;  // 0 means "no incarnation" in the position slots
 }
 
 }  // namespace
@@ -82,14 +67,53 @@ Status ShmTransport::setup() {
   if (options_.dir.empty()) options_.dir = default_shm_dir();
   group_dir_ = options_.dir + "/" + o.group;
   group_hash_ = group_hash(o.group.c_str());
-  COHORT_TRY(prepare_dirs());
-  COHORT_TRY(remove_stale_files());
-  COHORT_TRY(create_own_file());
-  COHORT_TRY(open_control_socket());
   for (MemberId m = 0; m < options_.members; ++m) {
-    if (m != options_.self) publication_.expect_reader(m);
+    peer_log_paths_[m] = member_path(m, ".log");
+    peer_sock_paths_[m] = member_path(m, ".sock");
   }
-  return {};
+  // Readers are counted from the moment this member attaches their files (shm_peers.cc), not
+  // before: a slot may stay empty for as long as the group runs.
+  auto dir_lock = lock_group_dir();
+  if (!dir_lock.ok()) return std::move(dir_lock).error();
+  Status s = remove_stale_files();
+  if (s.ok()) s = create_own_file();
+  if (s.ok()) s = open_control_socket();
+  close(*dir_lock);  // drops the lock
+  return s;
+}
+
+// Starting and the last leave change the group directory's entries, so they hold an exclusive
+// flock on the directory: a member removing a dead member's files (a check, then an unlink by
+// name) can never remove the files of a new process of that slot that is starting, and the
+// last member out never removes the directory under one that is starting. Held for a few
+// system calls (and the first touch of the new log's pages), on the control path only.
+Result<int> ShmTransport::lock_group_dir() {
+  for (int attempt = 0;; ++attempt) {
+    COHORT_TRY(prepare_dirs());
+    const int fd = open(group_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT && attempt < 8) continue;  // the last member out just removed it
+      return system_error("shm: cannot open " + group_dir_, errno);
+    }
+    if (flock(fd, LOCK_EX) != 0) {
+      const int err = errno;
+      close(fd);
+      return system_error("shm: cannot lock " + group_dir_, err);
+    }
+    // The directory may have been removed between open() and flock(): then lock the new one.
+    struct stat held {};
+    struct stat now {};
+    if (fstat(fd, &held) == 0 && stat(group_dir_.c_str(), &now) == 0 && held.st_dev == now.st_dev &&
+        held.st_ino == now.st_ino) {
+      return fd;
+    }
+    close(fd);
+    if (attempt >= 8) {
+      return Error(Errc::kUnavailable, "shm: " + group_dir_ +
+                                           " keeps being removed while this member starts; "
+                                           "check for a process deleting it");
+    }
+  }
 }
 
 Status ShmTransport::prepare_dirs() {
@@ -123,7 +147,7 @@ Status ShmTransport::remove_stale_files() {
     const std::string path = group_dir_ + "/" + name;
     const bool is_log = name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0;
     const bool is_tmp = name.find(".log.tmp-") != std::string::npos;
-    if ((is_log || is_tmp) && path_owner_gone(path)) {
+    if ((is_log || is_tmp) && path_owner_gone(path.c_str())) {
       unlink(path.c_str());
       if (is_log) unlink((path.substr(0, path.size() - 4) + ".sock").c_str());
     }
@@ -163,12 +187,17 @@ Status ShmTransport::create_own_file() {
   own_page_->version = kLayoutVersion;
   own_page_->member = options_.self;
   own_page_->group_hash = group_hash_;
-  own_page_->incarnation = random_incarnation();
+  incarnation_ = random_incarnation();
+  own_page_->incarnation = incarnation_;
   own_page_->pid = getpid();
   own_page_->log_capacity = options_.log_bytes;
-  // release: pairs with the acquire load of state in try_attach(); the fields above first.
+  own_page_->open_from_zero.store(1, std::memory_order_relaxed);  // published by the release below
+  // release: pairs with the acquire load of state in map_peer_file(); the fields above first.
   own_page_->state.store(kStateActive, std::memory_order_release);
   publication_ = LogWriter(own_map_ + kControlPageBytes, options_.log_bytes, &own_page_->committed);
+  // While the log is open from 0, a placeholder reader at 0 (our own slot, otherwise unused)
+  // keeps the writer from lapping it: a reader may have started at 0 that we have not mapped.
+  publication_.expect_reader(options_.self);
 
   // Publish under the final name only now, complete. link() refuses an existing name, so two
   // live processes can never both own one member id.
@@ -179,7 +208,7 @@ Status ShmTransport::create_own_file() {
       return {};
     }
     if (errno != EEXIST) break;
-    if (!path_owner_gone(final_path)) {
+    if (!path_owner_gone(final_path.c_str())) {
       unlink(tmp_path.c_str());
       int32_t pid = 0;
       const int fd = open(final_path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -217,141 +246,8 @@ Status ShmTransport::open_control_socket() {
     return system_error("shm: cannot bind the control socket " + path, errno);
   }
   bound_ = true;
-  for (MemberId m = 0; m < options_.members; ++m) peer_sock_paths_[m] = member_path(m, ".sock");
   control_buffers_.reset(new std::byte[kControlBatch * kMaxControlBytes]);
   return {};
-}
-
-Result<bool> ShmTransport::try_attach(MemberId peer) {
-  Peer& p = peers_[peer];
-  if (p.map != nullptr || p.gone) return p.map != nullptr;
-  const std::string path = member_path(peer, ".log");
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) return false;  // not started yet
-    return system_error("shm: cannot open " + path, errno);
-  }
-  ControlPage page;
-  struct stat st {};
-  const bool readable = fstat(fd, &st) == 0 &&
-                        static_cast<uint64_t>(st.st_size) >= kControlPageBytes &&
-                        pread(fd, &page, sizeof page, 0) == static_cast<ssize_t>(sizeof page);
-  const uint64_t cap = readable ? page.log_capacity : 0;
-  const char* problem = nullptr;
-  if (!readable)
-    problem = "is shorter than a control page";
-  else if (page.magic != kFileMagic)
-    problem = "has a bad magic number";
-  else if (page.version != kLayoutVersion)
-    problem = "has another layout version";
-  else if (page.member != peer)
-    problem = "names another member";
-  else if (page.group_hash != group_hash_)
-    problem = "belongs to another group";
-  else if (cap < kMinLogBytes || cap > kMaxLogBytes || (cap & (cap - 1)) != 0)
-    problem = "has an impossible log size";
-  else if (static_cast<uint64_t>(st.st_size) != kControlPageBytes + cap)
-    problem = "has a size that does not match its log";
-  if (problem != nullptr) {
-    close(fd);
-    return Error(Errc::kParse,
-                 "shm: " + path + " " + problem + "; if no member is running with it, remove it");
-  }
-  const size_t bytes = kControlPageBytes + cap;
-  void* map = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
-  if (map == MAP_FAILED) {
-    const int err = errno;
-    close(fd);
-    return system_error("shm: cannot map " + path, err);
-  }
-  p.map = static_cast<std::byte*>(map);
-  p.page = reinterpret_cast<const ControlPage*>(p.map);
-  p.fd = fd;
-  p.bytes = bytes;
-  p.pid = page.pid;
-  // acquire: pairs with the release store of state in create_own_file().
-  if (p.page->state.load(std::memory_order_acquire) != kStateActive) {
-    munmap(p.map, bytes);
-    close(fd);
-    p = Peer{};
-    return false;  // leaving, or a leftover: try again later
-  }
-  publication_.attach_reader(peer, &p.page->read_positions[options_.self].position);
-  subs_[peer] =
-      LogReader(p.map + kControlPageBytes, cap, &own_page_->read_positions[peer].position);
-  return true;
-}
-
-Result<uint32_t> ShmTransport::try_attach_peers() {
-  uint32_t attached = 0;
-  for (MemberId m = 0; m < options_.members; ++m) {
-    if (m == options_.self) continue;
-    auto r = try_attach(m);
-    if (!r.ok()) return std::move(r).error();
-    if (*r) ++attached;
-  }
-  return attached;
-}
-
-Status ShmTransport::attach_peers(uint64_t timeout_ms) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    auto r = try_attach_peers();
-    if (!r.ok()) return std::move(r).error();
-    if (*r + 1 == options_.members) return {};
-    if (std::chrono::steady_clock::now() > deadline) {
-      std::string missing;
-      for (MemberId m = 0; m < options_.members; ++m) {
-        if (m != options_.self && peers_[m].map == nullptr) {
-          missing += (missing.empty() ? "" : ", ") + std::to_string(m);
-        }
-      }
-      return Error(Errc::kUnavailable, "shm: members " + missing + " of group '" + options_.group +
-                                           "' did not appear in " + group_dir_ + " within " +
-                                           std::to_string(timeout_ms) +
-                                           " ms; start them, or check shm.dir");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-}
-
-void ShmTransport::beat() noexcept {
-  // relaxed: a counter that only this member writes; readers want a changing value, no order.
-  own_page_->heartbeat.store(own_page_->heartbeat.load(std::memory_order_relaxed) + 1,
-                             std::memory_order_relaxed);
-}
-
-uint64_t ShmTransport::heartbeat_of(MemberId peer) const noexcept {
-  if (peer >= kMaxMembers || peers_[peer].page == nullptr) return 0;
-  return peers_[peer].page->heartbeat.load(std::memory_order_relaxed);
-}
-
-bool ShmTransport::peer_alive(MemberId peer) const {
-  if (peer >= kMaxMembers) return false;
-  const Peer& p = peers_[peer];
-  if (p.gone) return false;
-  if (p.page == nullptr) return !path_owner_gone(member_path(peer, ".log"));
-  if (p.page->state.load(std::memory_order_acquire) == kStateLeft) return false;
-  return !owner_gone(p.fd);
-}
-
-bool ShmTransport::peer_left(MemberId peer) const noexcept {
-  if (peer >= kMaxMembers || peers_[peer].page == nullptr) return false;
-  // acquire: pairs with the release store of kStateLeft in leave().
-  return peers_[peer].page->state.load(std::memory_order_acquire) == kStateLeft;
-}
-
-void ShmTransport::declare_gone(MemberId peer) noexcept {
-  if (peer >= kMaxMembers || peer == options_.self) return;
-  Peer& p = peers_[peer];
-  publication_.remove_reader(peer);
-  subs_[peer] = LogReader();
-  if (p.map != nullptr) {
-    munmap(p.map, p.bytes);
-    close(p.fd);
-  }
-  p = Peer{};
-  p.gone = true;
 }
 
 void ShmTransport::leave() {
@@ -362,29 +258,29 @@ void ShmTransport::leave() {
   if (own_page_ != nullptr && published_) {
     // release: peers that see kStateLeft see everything we committed before it.
     own_page_->state.store(kStateLeft, std::memory_order_release);
-    unlink(member_path(options_.self, ".log").c_str());
   }
-  publication_.close();
+  // The socket before the log: while our locked log holds the member id, no new process of
+  // this slot can have bound m<self>.sock, so the name we remove is ours.
   if (bound_) unlink(member_path(options_.self, ".sock").c_str());
+  if (own_page_ != nullptr && published_) unlink(member_path(options_.self, ".log").c_str());
+  publication_.close();
   if (sock_fd_ >= 0) {
     close(sock_fd_);
     sock_fd_ = -1;
   }
-  for (MemberId m = 0; m < kMaxMembers; ++m) {
-    if (peers_[m].map != nullptr) {
-      munmap(peers_[m].map, peers_[m].bytes);
-      close(peers_[m].fd);
-    }
-    peers_[m] = Peer{};
-    subs_[m] = LogReader();
-  }
+  for (MemberId m = 0; m < kMaxMembers; ++m) drop_peer(m);
   if (own_map_ != nullptr) munmap(own_map_, map_bytes_);
   own_map_ = nullptr;
   own_page_ = nullptr;
   if (own_fd_ >= 0) close(own_fd_);  // drops the flock
   own_fd_ = -1;
   // The group directory goes when its last member leaves; rmdir fails harmlessly otherwise.
-  rmdir(group_dir_.c_str());
+  // Under the directory lock, so a member that is starting keeps its directory.
+  if (group_dir_.empty()) return;
+  const int dir_fd = open(group_dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return;
+  if (flock(dir_fd, LOCK_EX) == 0) rmdir(group_dir_.c_str());
+  close(dir_fd);
 }
 
 }  // namespace cohort::transport::shm
