@@ -53,6 +53,16 @@ class ChildProcess {
     }
     return "";
   }
+  // How many lines were read so far: a mark for read_until_from().
+  size_t lines_read() const { return lines_.size(); }
+  // Like read_until, but first looks at the lines already read from index `from` on: for
+  // events that may come in any order, each awaited from a mark taken before it could occur.
+  std::string read_until_from(size_t from, const std::string& prefix) {
+    for (size_t i = from; i < lines_.size(); ++i) {
+      if (lines_[i].rfind(prefix, 0) == 0) return lines_[i];
+    }
+    return read_until(prefix);
+  }
   // Everything it printed, reading to the end of its output.
   std::string all_output() {
     read_until("\x01never");
