@@ -87,12 +87,16 @@ void GroupEngine::attach_and_watch(TimeNs now) {
   for (NodeId n = 0; n < options_.shm.members; ++n) {
     if (n == options_.shm.self) continue;
     const bool alive = transport_->subscription(n) != nullptr && transport_->peer_alive(n);
-    if (alive_[n] && !alive) {
+    // A process replaced within one scan shows only as a new attach generation.
+    const uint64_t generation = transport_->attach_generation(n);
+    const bool replaced = generation != generation_[n] && generation_[n] != 0;
+    if (alive_[n] && (!alive || replaced)) {
       listener_->on_peer_failed(n);
       member_->peer_failed(n, now);
       carry_out();
     }
     alive_[n] = alive;
+    generation_[n] = generation;
   }
 }
 
@@ -103,16 +107,22 @@ uint32_t GroupEngine::poll_logs(TimeNs now) {
     transport::LogReader* sub = transport_->subscription(n);
     if (sub == nullptr) continue;
     const uint32_t got = sub->poll(records, kPollBurst);
+    if (got == 0) continue;
+    // Copies the Member may keep pointing into (group_engine.h, "Record lifetime"), all taken
+    // before release(): what the Member then asks for (a re-attach at an install) cannot pull
+    // a subscription from under a burst.
+    const size_t first = store_.size();
     for (uint32_t i = 0; i < got; ++i) {
-      // A copy the Member may keep pointing into (group_engine.h, "Record lifetime").
       store_.emplace_back(
           0, std::vector<std::byte>(records[i].payload.begin(), records[i].payload.end()));
       std::vector<std::byte>& copy = store_.back().second;
       if (copy.size() >= 20) std::memcpy(&store_.back().first, copy.data() + 12, 8);
-      member_->on_record(n, copy, now);
+    }
+    sub->release();
+    for (size_t i = first; i < first + got; ++i) {
+      member_->on_record(n, store_[i].second, now);
       carry_out();
     }
-    if (got > 0) sub->release();
     counters_.records_in += got;
     work += got;
   }
@@ -195,6 +205,7 @@ bool GroupEngine::flush_appends() {
 void GroupEngine::carry_out() {
   const auto actions = member_->actions();
   if (actions.empty()) return;
+  bool attach_now = false;
   // The callbacks below may not call into the member (they run inside this loop); what they
   // submit goes through the ring.
   for (const Action& a : actions) {
@@ -217,6 +228,7 @@ void GroupEngine::carry_out() {
         break;
       case ActionKind::kInstall:
         ++counters_.installs;
+        attach_now = true;
         // Peers no longer in the view stop holding back our log (transport, "declare_gone").
         for (NodeId n = 0; n < options_.shm.members; ++n) {
           bool in = n == options_.shm.self;
@@ -239,6 +251,10 @@ void GroupEngine::carry_out() {
     }
   }
   member_->clear_actions();
+  // A new view may hold joiners whose files this member has not attached yet: attach them
+  // before appending anything of the view, so they read this log from here (transport/NOTES.md,
+  // "where a newly attached reader starts").
+  if (attach_now) (void)transport_->try_attach_peers();
   if (!pending_appends_.empty()) flush_appends();
 }
 

@@ -114,6 +114,7 @@ class GroupEngine {
   TimeNs next_tick_ns_ = 0;
   TimeNs next_attach_ns_ = 0;
   std::array<bool, transport::kMaxMembers> alive_{};
+  std::array<uint64_t, transport::kMaxMembers> generation_{};
   EngineCounters counters_{};
 };
 

@@ -183,6 +183,7 @@ void Demo::pump(uint64_t for_ns) {
         now >= end ? 0 : static_cast<int>(std::min<uint64_t>((end - now) / 1'000'000 + 1, 50));
     if (!fds.empty()) ::poll(fds.data(), fds.size(), wait_ms);
     for (Child& c : children_) {
+      if (!c.exited && waitpid(c.pid, &c.status, WNOHANG) == c.pid) c.exited = true;
       if (c.out < 0) continue;
       char buf[4096];
       for (;;) {
@@ -203,7 +204,6 @@ void Demo::pump(uint64_t for_ns) {
         }
         break;
       }
-      if (!c.exited && waitpid(c.pid, &c.status, WNOHANG) == c.pid) c.exited = true;
     }
     std::fflush(stdout);
   } while (steady_ns() < end);

@@ -104,6 +104,10 @@ void Member::Impl::tick_view() {
     cut_off = false;
   }
 
+  if (leaving && v.view.count == 1) {  // the others left first: nobody to tell
+    become_final(MemberState::kLeft);
+    return;
+  }
   if (leaving && now >= leave_sent_ns + config.retry_interval_ns) {
     leave_sent_ns = now;
     send_control(v.view.members[leader_rank()].node, ControlKind::kLeave, [](Writer&) {});
