@@ -122,7 +122,7 @@ void Member::Impl::tick_view() {
     fetch_ns = now;
     if (!holds_cut(*target)) {
       fetch_missing(*target);
-    } else if (!pending_install) {
+    } else if (!pending_install && promised == accepted_attempt) {
       send_control(cut_leader, ControlKind::kHaveCut, [&](Writer& w) { w.u64(accepted_attempt); });
     }
   }
@@ -472,8 +472,11 @@ void Member::Impl::check_cut_progress() {
     do_install(c);
     return;
   }
-  if (accepted && !pending_install && have_cut_attempt != accepted_attempt &&
-      holds_cut(*accepted)) {
+  // HAVE_CUT(a) only while a is still the promise: once this member has told a newer leader
+  // what it holds, a later "I hold all of a" could let leader a install a value the newer
+  // leader, trusting that report, did not adopt (cohort-sim seed 26192).
+  if (accepted && !pending_install && promised == accepted_attempt &&
+      have_cut_attempt != accepted_attempt && holds_cut(*accepted)) {
     have_cut_attempt = accepted_attempt;
     send_control(cut_leader, ControlKind::kHaveCut, [&](Writer& w) { w.u64(accepted_attempt); });
   }
