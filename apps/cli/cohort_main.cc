@@ -1,5 +1,9 @@
 // The `cohort` command: `cohort node` runs a member, `cohort demo` the main job.
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iterator>
+#include <string>
+#include <vector>
 
 #include "apps/cli/demo.h"
 #include "apps/cli/node.h"
@@ -11,28 +15,46 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", cohort::kVersion);
 
-  cohort::cli::NodeOptions node;
+  // `cohort node`: every flag is also a config key; a flag given explicitly wins over the
+  // config file and the environment (it is applied as the last --set).
+  std::string config_file;
+  std::vector<std::string> sets;
+  bool print_config = false;
   CLI::App* node_cmd = app.add_subcommand("node", "run one member of a group");
-  node_cmd->add_option("--group", node.group, "group name")->capture_default_str();
-  node_cmd->add_option("--node", node.node, "this process's slot, 0..slots-1")->required();
-  node_cmd->add_option("--slots", node.slots, "slots of the group (at most 32)")
-      ->capture_default_str();
-  node_cmd->add_flag("--bootstrap", node.bootstrap, "found the group instead of joining it");
-  node_cmd->add_option("--shm-dir", node.shm_dir,
-                       "shared-memory folder (default /dev/shm/cohort-<uid>)");
-  node_cmd->add_option("--idle", node.idle, "busy | spin_yield | backoff")->capture_default_str();
-  node_cmd->add_option("--rate", node.rate, "messages per second to send (0: none)")
-      ->capture_default_str();
-  node_cmd->add_option("--size", node.size, "message bytes, 24..4096")->capture_default_str();
-  node_cmd->add_option("--mode", node.mode, "fifo | total | safe")->capture_default_str();
-  node_cmd->add_option("--run-ms", node.run_ms, "how long to send")->capture_default_str();
-  node_cmd->add_option("--drain-ms", node.drain_ms, "then how long to deliver before leaving")
-      ->capture_default_str();
-  node_cmd->add_option("--log", node.log, "write every delivery to this file");
-  node_cmd->add_option("--heartbeat-us", node.heartbeat_us, "heartbeat interval")
-      ->capture_default_str();
-  node_cmd->add_option("--suspect-us", node.suspect_us, "silence before a member is suspected")
-      ->capture_default_str();
+  node_cmd->add_option("--config", config_file, "TOML config (keys: --print-config)");
+  node_cmd->add_option("--set", sets, "key=value, over the config and the environment");
+  node_cmd->add_flag("--print-config", print_config, "print every key, its value and origin");
+  struct Flag {
+    const char* name;
+    const char* key;
+    const char* help;
+    bool is_flag = false;
+  };
+  static const Flag kFlags[] = {
+      {"--group", "group.name", "group name"},
+      {"--node", "group.node", "this process's slot, 0..slots-1"},
+      {"--slots", "group.slots", "slots of the group (at most 32)"},
+      {"--bootstrap", "group.bootstrap", "found the group instead of joining it", true},
+      {"--shm-dir", "group.shm_dir", "shared-memory folder (default /dev/shm/cohort-<uid>)"},
+      {"--idle", "runtime.idle_policy", "busy | spin_yield | backoff"},
+      {"--rate", "node.rate", "messages per second to send (0: none)"},
+      {"--size", "node.size", "message bytes, 24..4096"},
+      {"--mode", "node.mode", "fifo | total | safe"},
+      {"--run-ms", "node.run_ms", "how long to send"},
+      {"--drain-ms", "node.drain_ms", "then how long to deliver before leaving"},
+      {"--log", "node.log", "write every delivery to this file"},
+      {"--heartbeat-us", "group.heartbeat_us", "heartbeat interval"},
+      {"--suspect-us", "group.suspect_us", "silence before a member is suspected"},
+  };
+  std::vector<std::pair<const Flag*, CLI::Option*>> given;
+  std::vector<std::string> flag_values(std::size(kFlags));
+  bool bootstrap_flag = false;
+  for (size_t i = 0; i < std::size(kFlags); ++i) {
+    const Flag& f = kFlags[i];
+    CLI::Option* opt = f.is_flag ? node_cmd->add_flag(f.name, bootstrap_flag, f.help)
+                                 : node_cmd->add_option(f.name, flag_values[i], f.help);
+    given.emplace_back(&f, opt);
+  }
 
   cohort::cli::DemoOptions demo;
   CLI::App* demo_cmd = app.add_subcommand("demo", "3 members over shm, one killed, one joins");
@@ -50,7 +72,20 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   if (stat_cmd->parsed()) return cohort::cli::run_stat(stat);
-  if (node_cmd->parsed()) return cohort::cli::run_node(node);
+  if (node_cmd->parsed()) {
+    for (size_t i = 0; i < given.size(); ++i) {
+      if (given[i].second->count() == 0) continue;
+      sets.push_back(std::string(given[i].first->key) + "=" +
+                     (given[i].first->is_flag ? "true" : flag_values[i]));
+    }
+    auto node = cohort::cli::load_node_options(config_file, sets, print_config);
+    if (!node.ok()) {
+      std::fprintf(stderr, "%s\n", node.error().message().c_str());
+      return 2;
+    }
+    if (print_config) return 0;
+    return cohort::cli::run_node(*node);
+  }
   if (demo_cmd->parsed()) return cohort::cli::run_demo(demo);
   return 2;
 }

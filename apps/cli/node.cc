@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cohort/group.h"
+#include "runtime/config.h"
 #include "runtime/histogram.h"
 
 namespace cohort::cli {
@@ -125,6 +126,63 @@ class App final : public GroupListener {
 };
 
 }  // namespace
+
+Result<NodeOptions> load_node_options(const std::string& file, const std::vector<std::string>& sets,
+                                      bool print_config) {
+  const NodeOptions d;
+  ConfigSchema schema;
+  schema.add_string("group.name", d.group, "the group: letters, digits, '_', '-', '.'")
+      .add_int("group.node", -1, "this process's slot, 0..slots-1 (required)", -1, 31)
+      .add_int("group.slots", d.slots, "slots of the group", 1, 32)
+      .add_bool("group.bootstrap", d.bootstrap, "found the group instead of joining it")
+      .add_string("group.shm_dir", d.shm_dir, "shared-memory folder; empty: /dev/shm/cohort-<uid>")
+      .add_int("group.heartbeat_us", static_cast<int64_t>(d.heartbeat_us), "heartbeat interval",
+               100)
+      .add_int("group.suspect_us", static_cast<int64_t>(d.suspect_us),
+               "silence before a member is suspected", 1000)
+      .add_string("runtime.idle_policy", d.idle, "the member thread's idle policy",
+                  {"busy", "spin_yield", "backoff"})
+      .add_int("node.rate", static_cast<int64_t>(d.rate), "messages per second to send", 0)
+      .add_int("node.size", d.size, "message bytes", 24, 4096)
+      .add_string("node.mode", d.mode, "delivery mode of the messages sent",
+                  {"fifo", "total", "safe"})
+      .add_int("node.run_ms", static_cast<int64_t>(d.run_ms), "how long to send", 0)
+      .add_int("node.drain_ms", static_cast<int64_t>(d.drain_ms), "then how long to deliver", 0)
+      .add_string("node.log", d.log, "a file for every delivery; empty: none");
+  ConfigSources sources;
+  if (!file.empty()) sources.file_path = file;
+  sources.env = capture_environment();
+  sources.cli_sets = sets;
+  auto config = Config::load(schema, sources);
+  if (!config.ok()) return std::move(config).error();
+  const Config& c = *config;
+  if (print_config) std::printf("%s", c.describe().c_str());
+  if (c.get_int("group.node") < 0) {
+    return Error(Errc::kInvalidArgument,
+                 "cohort node: no slot given; pass --node N or set group.node in the config");
+  }
+  NodeOptions o;
+  o.group = c.get_string("group.name");
+  o.node = static_cast<uint32_t>(c.get_int("group.node"));
+  o.slots = static_cast<uint32_t>(c.get_int("group.slots"));
+  o.bootstrap = c.get_bool("group.bootstrap");
+  o.shm_dir = c.get_string("group.shm_dir");
+  o.heartbeat_us = static_cast<uint64_t>(c.get_int("group.heartbeat_us"));
+  o.suspect_us = static_cast<uint64_t>(c.get_int("group.suspect_us"));
+  o.idle = c.get_string("runtime.idle_policy");
+  o.rate = static_cast<uint64_t>(c.get_int("node.rate"));
+  o.size = static_cast<uint32_t>(c.get_int("node.size"));
+  o.mode = c.get_string("node.mode");
+  o.run_ms = static_cast<uint64_t>(c.get_int("node.run_ms"));
+  o.drain_ms = static_cast<uint64_t>(c.get_int("node.drain_ms"));
+  o.log = c.get_string("node.log");
+  if (o.node >= o.slots) {
+    return Error(Errc::kInvalidArgument,
+                 "cohort node: slot " + std::to_string(o.node) +
+                     " is not below group.slots = " + std::to_string(o.slots) + "; raise --slots");
+  }
+  return o;
+}
 
 int run_node(const NodeOptions& o) {
   DeliveryMode mode = DeliveryMode::kTotal;

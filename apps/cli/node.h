@@ -5,6 +5,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "runtime/result.h"
 
 namespace cohort::cli {
 
@@ -26,5 +29,12 @@ struct NodeOptions {
 };
 
 int run_node(const NodeOptions& options);
+
+// The schema of `cohort node`'s TOML config: every flag has a key (--rate is node.rate,
+// --group is group.name, --idle is runtime.idle_policy, ...; `cohort node --print-config`).
+// Resolves defaults < file < COHORT_* environment < `sets` ("key=value", --set and the flags
+// given explicitly, in that order) into NodeOptions.
+Result<NodeOptions> load_node_options(const std::string& file, const std::vector<std::string>& sets,
+                                      bool print_config);
 
 }  // namespace cohort::cli
