@@ -61,6 +61,9 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--rate", demo.rate, "messages per second per member")
       ->capture_default_str();
   demo_cmd->add_flag("--keep", demo.keep, "keep the delivery logs");
+  demo_cmd->add_option("--kills", demo.kills, "SIGKILLs, each followed by a restart (1..100)")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
 
   cohort::cli::StatOptions stat;
   CLI::App* stat_cmd = app.add_subcommand("stat", "live counters and views of running members");

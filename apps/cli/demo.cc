@@ -34,7 +34,11 @@ uint64_t steady_ns() {
 }
 
 struct Child {
+  size_t index = 0;  // in children_: one per process (a restarted slot is a new child)
   uint32_t node = 0;
+  bool killed = false;
+  bool left = false;  // it reported leaving (the end of its run)
+  std::string uid;    // "nN.I", from its first line
   pid_t pid = -1;
   int out = -1;  // its stdout
   std::string buffer;
@@ -77,6 +81,8 @@ class Demo {
   bool wait_for(uint64_t timeout_ns, const auto& done);
   double since(uint64_t t) const { return static_cast<double>(t - t0_) / 1e9; }
   bool compare_logs();
+  void kill_one(uint32_t node);
+  bool report_failovers();
   void summary();
   void cleanup();
 
@@ -90,8 +96,13 @@ class Demo {
   uint64_t detect_ns_ = 0;
   uint64_t install_ns_ = 0;
   uint64_t views_seen_ = 0;
-  std::map<uint64_t, std::map<uint32_t, std::string>> view_states_;  // view -> node -> state
-  std::map<uint32_t, std::string> restored_;                         // node -> restored state
+  std::map<uint64_t, std::map<size_t, std::string>> view_states_;  // view -> child -> state
+  std::map<size_t, std::string> restored_;                         // child -> restored state
+  std::vector<double> failover_ms_;  // kill -> first survivor's install without the victim
+  std::map<uint64_t, std::string> departures_;        // view -> departed list (first report)
+  std::vector<std::pair<uint32_t, uint64_t>> kills_;  // (node, time)
+  std::map<uint64_t, uint64_t> view_time_;            // view -> first install time
+  uint64_t sending_ends_ns_ = 0;
   uint64_t joiner_view_ = 0;
   bool failed_ = false;
 };
@@ -101,7 +112,8 @@ Child* Demo::spawn(uint32_t node, bool bootstrap, uint64_t run_ms) {
   if (pipe(pipe_fds) != 0) return nullptr;
   Child c;
   c.node = node;
-  c.log = dir_ + "/deliveries-n" + std::to_string(node) + ".log";
+  c.index = children_.size();
+  c.log = dir_ + "/deliveries-" + std::to_string(c.index) + "-n" + std::to_string(node) + ".log";
   std::vector<std::string> args = {exe_,         "node",
                                    "--group",    "demo",
                                    "--node",     std::to_string(node),
@@ -135,17 +147,24 @@ Child* Demo::spawn(uint32_t node, bool bootstrap, uint64_t run_ms) {
 
 void Demo::on_line(Child& c, const std::string& line) {
   c.lines.push_back(line);
+  if (line.rfind("event started ", 0) == 0) c.uid = field(line, "self");
+  if (line.rfind("event left", 0) == 0) c.left = true;
   if (line.rfind("event view ", 0) == 0) {
     const uint64_t id = std::strtoull(line.c_str() + 11, nullptr, 10);
     const uint64_t t = field_u64(line, "t");
-    view_states_[id][c.node] = field(line, "count") + "/" + field(line, "hash");
+    view_states_[id][c.index] = field(line, "count") + "/" + field(line, "hash");
+    if (departures_.count(id) == 0) {
+      departures_[id] = field(line, "departed");
+      view_time_[id] = t;
+    }
     std::printf("  +%6.3f s  n%u installs view %" PRIu64 " {%s}", since(t), c.node, id,
                 field(line, "members").c_str());
     if (field(line, "departed") != "-")
       std::printf(" departed %s", field(line, "departed").c_str());
     if (field(line, "joined") != "-") std::printf(" joined %s", field(line, "joined").c_str());
+    const std::string departed = "," + field(line, "departed");
     if (kill_ns_ != 0 && install_ns_ == 0 &&
-        field(line, "departed").find("n" + std::to_string(killed_) + ".") == 0) {
+        departed.find(",n" + std::to_string(killed_) + ".") != std::string::npos) {
       install_ns_ = t;
       std::printf("  <- %.1f ms after the kill", static_cast<double>(t - kill_ns_) / 1e6);
     }
@@ -160,7 +179,7 @@ void Demo::on_line(Child& c, const std::string& line) {
       std::printf(" (%.1f ms after the kill)", static_cast<double>(t - kill_ns_) / 1e6);
     std::printf("\n");
   } else if (line.rfind("event restored ", 0) == 0) {
-    restored_[c.node] = field(line, "count") + "/" + field(line, "hash");
+    restored_[c.index] = field(line, "count") + "/" + field(line, "hash");
     std::printf(
         "  +%6.3f s  n%u restores the group's state by state transfer: %s messages, hash %s\n",
         since(field_u64(line, "t")), c.node, field(line, "count").c_str(),
@@ -221,8 +240,8 @@ bool Demo::wait_for(uint64_t timeout_ns, const auto& done) {
 // Two members that both installed view v and the next view delivered the same messages in v,
 // in the same order (DESIGN.md, invariants 2 and 3): compare the logs view by view.
 bool Demo::compare_logs() {
-  std::map<uint32_t, std::map<uint64_t, std::vector<std::string>>> logs;
-  std::map<uint32_t, std::vector<uint64_t>> order;
+  std::map<size_t, std::map<uint64_t, std::vector<std::string>>> logs;
+  std::map<size_t, std::vector<uint64_t>> order;
   for (const Child& c : children_) {
     std::ifstream in(c.log);
     std::string line;
@@ -230,11 +249,11 @@ bool Demo::compare_logs() {
     while (std::getline(in, line)) {
       if (line.rfind("view ", 0) == 0) {
         view = std::strtoull(line.c_str() + 5, nullptr, 10);
-        order[c.node].push_back(view);
-        logs[c.node][view];
+        order[c.index].push_back(view);
+        logs[c.index][view];
         continue;
       }
-      logs[c.node][view].push_back(line);
+      logs[c.index][view].push_back(line);
     }
   }
   uint64_t views_compared = 0, lines_compared = 0, mismatches = 0;
@@ -253,7 +272,7 @@ bool Demo::compare_logs() {
           ++mismatches;
           std::printf("  MISMATCH: n%u and n%u delivered different messages in view %" PRIu64
                       " (%zu vs %zu)\n",
-                      a, b, v, la[v].size(), lb[v].size());
+                      children_[a].node, children_[b].node, v, la[v].size(), lb[v].size());
         }
       }
     }
@@ -270,11 +289,11 @@ bool Demo::compare_logs() {
       if (it == states.end()) continue;
       // The joiner's first view: compare with every old member's state at that boundary.
       for (const auto& [other, s] : states) {
-        if (other == node || restored_.count(other) != 0) continue;
+        if (other == node) continue;
         if (s != state) {
           transfer_ok = false;
-          std::printf("  MISMATCH: n%u restored %s, n%u entered view %" PRIu64 " with %s\n", node,
-                      state.c_str(), other, view, s.c_str());
+          std::printf("  MISMATCH: n%u restored %s, n%u entered view %" PRIu64 " with %s\n",
+                      children_[node].node, state.c_str(), children_[other].node, view, s.c_str());
         }
       }
       break;
@@ -286,6 +305,62 @@ bool Demo::compare_logs() {
   return mismatches == 0 && views_compared > 0 && transfer_ok;
 }
 
+// SIGKILLs the live process in slot `node` and waits (up to 5 s) for a survivor to install a
+// view without it; install_ns_ stays 0 if none did.
+void Demo::kill_one(uint32_t node) {
+  for (Child& c : children_) {
+    if (c.node != node || c.exited || c.killed) continue;
+    killed_ = node;
+    install_ns_ = 0;
+    detect_ns_ = 0;
+    c.killed = true;
+    kill(c.pid, SIGKILL);
+    kill_ns_ = steady_ns();
+    kills_.emplace_back(node, kill_ns_);
+    std::printf("  +%6.3f s  n%u killed with SIGKILL\n", since(kill_ns_), node);
+    wait_for(5'000'000'000ULL, [&] { return install_ns_ != 0; });
+    if (install_ns_ != 0) failover_ms_.push_back(static_cast<double>(install_ns_ - kill_ns_) / 1e6);
+    return;
+  }
+}
+
+// Detection plus view change over every kill, and any member that left a view without being
+// killed or leaving at the end: a false suspicion.
+bool Demo::report_failovers() {
+  std::vector<double> v = failover_ms_;
+  std::sort(v.begin(), v.end());
+  auto pct = [&](double p) {
+    return v.empty() ? 0.0
+                     : v[std::min(v.size() - 1,
+                                  static_cast<size_t>(p / 100.0 * static_cast<double>(v.size())))];
+  };
+  std::printf(
+      "  failover (SIGKILL to the first survivor's install without it), %zu kills: "
+      "p50 %.1f ms, p90 %.1f ms, max %.1f ms\n",
+      v.size(), pct(50), pct(90), v.empty() ? 0.0 : v.back());
+  uint64_t unexplained = 0;
+  for (const auto& [view, departed] : departures_) {
+    if (departed == "-") continue;
+    size_t at = 0;
+    while (at < departed.size()) {
+      const size_t end = departed.find(',', at);
+      const std::string who =
+          departed.substr(at, end == std::string::npos ? std::string::npos : end - at);
+      at = end == std::string::npos ? departed.size() : end + 1;
+      bool explained = false;
+      for (const Child& c : children_)
+        explained = explained || (c.uid == who && (c.killed || c.left));
+      if (!explained) {
+        ++unexplained;
+        std::printf("  FALSE SUSPICION: %s left view %" PRIu64 " without being killed\n",
+                    who.c_str(), view);
+      }
+    }
+  }
+  std::printf("  false suspicions: %" PRIu64 "\n", unexplained);
+  return unexplained == 0 && v.size() == kills_.size();
+}
+
 void Demo::summary() {
   std::printf("\n  %-6s %8s %10s %8s %9s %9s %9s %12s\n", "member", "sent", "delivered", "views",
               "p50 us", "p99 us", "p999 us", "deliver/s");
@@ -295,8 +370,9 @@ void Demo::summary() {
       if (l.rfind("stats ", 0) == 0) stats = l;
     }
     if (stats.empty()) {
+      if (c.killed) continue;  // counted below
       std::printf("  n%-5u %8s %10s %8s %9s %9s %9s %12s\n", c.node, "-", "-", "-", "-", "-", "-",
-                  c.node == killed_ ? "(killed)" : "(no stats)");
+                  "(no stats)");
       continue;
     }
     const double secs = static_cast<double>(field_u64(stats, "elapsed_ms")) / 1e3;
@@ -306,6 +382,9 @@ void Demo::summary() {
                 field_f(stats, "p999_us"),
                 secs > 0 ? static_cast<double>(field_u64(stats, "delivered")) / secs : 0.0);
   }
+  size_t killed = 0;
+  for (const Child& c : children_) killed += c.killed ? 1 : 0;
+  std::printf("  (and %zu processes killed with SIGKILL, without stats)\n", killed);
   std::printf(
       "  (latency: a member's own total-order messages, send to delivery at the sender; "
       "idle policy backoff, shared machine, not a benchmark: see scripts/bench)\n");
@@ -343,10 +422,15 @@ int Demo::run() {
   std::printf("cohort demo: 3 members over shm (%s), %" PRIu64 " total-order messages/s each\n",
               dir_.c_str(), o_.rate);
 
-  spawn(0, true, 9000);
+  // With more kills the members send for longer: each round is a kill, a view change, a
+  // restart and a join, about 0.7 s.
+  const uint64_t extra_ms = (o_.kills - 1) * 700ULL;
+  children_.reserve(8 + o_.kills);
+  spawn(0, true, 9000 + extra_ms);
   pump(200'000'000);
-  spawn(1, false, 8800);
-  spawn(2, false, 8800);
+  spawn(1, false, 8800 + extra_ms);
+  spawn(2, false, 8800 + extra_ms);
+  sending_ends_ns_ = steady_ns() + (8800 + extra_ms) * 1'000'000ULL;
   auto count_with = [&](uint32_t members) {
     uint32_t k = 0;
     for (const Child& c : children_) {
@@ -367,11 +451,8 @@ int Demo::run() {
     return 1;
   }
   pump(3'000'000'000ULL);
-  killed_ = 2;
-  kill(children_[2].pid, SIGKILL);
-  kill_ns_ = steady_ns();
-  std::printf("  +%6.3f s  n2 killed with SIGKILL\n", since(kill_ns_));
-  if (!wait_for(5'000'000'000ULL, [&] { return install_ns_ != 0; })) {
+  kill_one(2);
+  if (install_ns_ == 0) {
     std::printf("cohort demo: FAILED: no view without n2 within 5 s of the kill\n");
     failed_ = true;
   } else {
@@ -383,7 +464,31 @@ int Demo::run() {
         static_cast<double>(install_ns_ - kill_ns_) / 1e6);
   }
   pump(1'000'000'000ULL);
-  spawn(3, false, 3000);
+  spawn(3, false, 3000 + extra_ms);
+  // Further rounds: kill a member (rotating over the slots, the sequencer included), then start
+  // a new process in its slot and wait until it is in the view.
+  for (uint32_t round = 1; round < o_.kills && !failed_; ++round) {
+    pump(300'000'000);
+    static constexpr uint32_t kVictims[] = {0, 1, 3};  // n2's slot stays empty after the first
+    const uint32_t victim = kVictims[round % 3];
+    kill_one(victim);
+    if (install_ns_ == 0) {
+      std::printf("cohort demo: FAILED: no view without n%u within 5 s of the kill\n", victim);
+      failed_ = true;
+      break;
+    }
+    const size_t restarted = children_.size();
+    spawn(victim, false, 1500 + (o_.kills - 1 - round) * 700ULL);
+    if (!wait_for(5'000'000'000ULL, [&] {
+          for (const std::string& l : children_[restarted].lines) {
+            if (l.rfind("event view ", 0) == 0) return true;
+          }
+          return false;
+        })) {
+      std::printf("cohort demo: FAILED: the new n%u did not join within 5 s\n", victim);
+      failed_ = true;
+    }
+  }
   wait_for(30'000'000'000ULL, [&] {
     for (const Child& c : children_) {
       if (!c.exited) return false;
@@ -393,10 +498,11 @@ int Demo::run() {
   pump(100'000'000);
   std::printf("\ncohort demo: checks\n");
   const bool logs_ok = compare_logs();
+  const bool failover_ok = report_failovers();
   summary();
   bool exits_ok = true;
   for (const Child& c : children_) {
-    if (c.node != killed_ && (!c.exited || !WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0)) {
+    if (!c.killed && (!c.exited || !WIFEXITED(c.status) || WEXITSTATUS(c.status) != 0)) {
       exits_ok = false;
       std::printf("  n%u did not exit cleanly (%s %d)\n", c.node,
                   !c.exited               ? "still running"
@@ -411,7 +517,7 @@ int Demo::run() {
   const bool clean = !std::filesystem::exists(dir_) || o_.keep;
   std::printf("  leftovers: %s\n",
               clean ? "no process and no shared-memory file left" : dir_.c_str());
-  const bool ok = !failed_ && logs_ok && exits_ok && clean;
+  const bool ok = !failed_ && logs_ok && failover_ok && exits_ok && clean;
   std::printf("cohort demo: %s in %.1f s\n", ok ? "ok" : "FAILED", since(steady_ns()));
   return ok ? 0 : 1;
 }
