@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/cli/bench.h"
 #include "apps/cli/demo.h"
 #include "apps/cli/node.h"
 #include "apps/cli/stat.h"
@@ -45,6 +46,11 @@ int main(int argc, char** argv) {
       {"--log", "node.log", "write every delivery to this file"},
       {"--heartbeat-us", "group.heartbeat_us", "heartbeat interval"},
       {"--suspect-us", "group.suspect_us", "silence before a member is suspected"},
+      {"--inline", "node.inline", "run the member on the main thread (bench)", true},
+      {"--pin", "node.pin", "pin the member's thread to this cpu"},
+      {"--flood", "node.flood", "send as fast as backpressure allows", true},
+      {"--all-latency", "node.all_latency", "latency of every delivery, not own only", true},
+      {"--wait-members", "node.wait_members", "send once the view has this many members"},
   };
   std::vector<std::pair<const Flag*, CLI::Option*>> given;
   std::vector<std::string> flag_values(std::size(kFlags));
@@ -73,7 +79,15 @@ int main(int argc, char** argv) {
   stat_cmd->add_option("--watch-ms", stat.watch_ms, "print again every so many ms (0: once)")
       ->capture_default_str();
 
+  cohort::cli::BenchOptions bench;
+  CLI::App* bench_cmd =
+      app.add_subcommand("bench", "group latency and throughput over shm, raw line beside");
+  bench_cmd->add_option("--run-ms", bench.run_ms, "per scenario")->capture_default_str();
+  bench_cmd->add_option("--rate", bench.rate, "messages/s of the 2-member latency run")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
+  if (bench_cmd->parsed()) return cohort::cli::run_bench(bench);
   if (stat_cmd->parsed()) return cohort::cli::run_stat(stat);
   if (node_cmd->parsed()) {
     for (size_t i = 0; i < given.size(); ++i) {

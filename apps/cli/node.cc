@@ -1,5 +1,7 @@
 #include "apps/cli/node.h"
 
+#include <sched.h>
+
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
@@ -50,8 +52,11 @@ std::string list_text(const std::vector<MemberUid>& v) {
 // The state is what a joiner gets by state transfer.
 class App final : public GroupListener {
  public:
-  App(uint32_t node, std::FILE* log)
-      : latency_(Histogram::create(10'000'000'000ULL, 3).value()), node_(node), log_(log) {}
+  App(uint32_t node, std::FILE* log, bool all_latency)
+      : latency_(Histogram::create(10'000'000'000ULL, 3).value()),
+        node_(node),
+        log_(log),
+        all_latency_(all_latency) {}
 
   void on_deliver(const Message& m) override {
     ++count_;
@@ -63,7 +68,13 @@ class App final : public GroupListener {
       std::memcpy(&sent_ns, m.bytes.data(), 8);
       std::memcpy(&from, m.bytes.data() + 8, 4);
     }
-    if (from == node_ && m.sender.node == node_) {
+    if (sent_ns != 0) {
+      if (stamped_ == 0) first_ns_ = steady_ns();
+      last_ns_ = steady_ns();
+      ++stamped_;
+    }
+    if (all_latency_ ? sent_ns != 0 && m.bytes.size() >= 16
+                     : (from == node_ && m.sender.node == node_)) {
       const uint64_t now = steady_ns();
       latency_.record(now > sent_ns ? now - sent_ns : 0);
     }
@@ -116,11 +127,13 @@ class App final : public GroupListener {
   bool ended() const { return ended_.load(std::memory_order_acquire); }
   uint64_t count_ = 0;
   uint64_t state_hash_ = 0;
+  uint64_t stamped_ = 0, first_ns_ = 0, last_ns_ = 0;  // deliveries of timestamped messages
   Histogram latency_;
 
  private:
   uint32_t node_;
   std::FILE* log_;
+  bool all_latency_;
   std::atomic<uint64_t> views_{0};
   std::atomic<bool> ended_{false};
 };
@@ -148,7 +161,12 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
                   {"fifo", "total", "safe"})
       .add_int("node.run_ms", static_cast<int64_t>(d.run_ms), "how long to send", 0)
       .add_int("node.drain_ms", static_cast<int64_t>(d.drain_ms), "then how long to deliver", 0)
-      .add_string("node.log", d.log, "a file for every delivery; empty: none");
+      .add_string("node.log", d.log, "a file for every delivery; empty: none")
+      .add_bool("node.inline", d.inline_loop, "run the member on the main thread (bench)")
+      .add_int("node.pin", d.pin, "pin the member's thread to this cpu; -1: no", -1, 4095)
+      .add_bool("node.flood", d.flood, "send as fast as backpressure allows (bench)")
+      .add_bool("node.all_latency", d.all_latency, "latency of every delivery, not own only")
+      .add_int("node.wait_members", d.wait_members, "send once the view has this many", 1, 32);
   ConfigSources sources;
   if (!file.empty()) sources.file_path = file;
   sources.env = capture_environment();
@@ -176,6 +194,11 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
   o.run_ms = static_cast<uint64_t>(c.get_int("node.run_ms"));
   o.drain_ms = static_cast<uint64_t>(c.get_int("node.drain_ms"));
   o.log = c.get_string("node.log");
+  o.inline_loop = c.get_bool("node.inline");
+  o.pin = static_cast<int>(c.get_int("node.pin"));
+  o.flood = c.get_bool("node.flood");
+  o.all_latency = c.get_bool("node.all_latency");
+  o.wait_members = static_cast<uint32_t>(c.get_int("node.wait_members"));
   if (o.node >= o.slots) {
     return Error(Errc::kInvalidArgument,
                  "cohort node: slot " + std::to_string(o.node) +
@@ -210,7 +233,7 @@ int run_node(const NodeOptions& o) {
   std::signal(SIGTERM, [](int) { g_stop.store(true); });
   std::signal(SIGINT, [](int) { g_stop.store(true); });
 
-  App app(o.node, log);
+  App app(o.node, log, o.all_latency);
   GroupOptions go;
   go.name = o.group;
   go.node = o.node;
@@ -226,31 +249,49 @@ int run_node(const NodeOptions& o) {
     return 1;
   }
   Group& g = **group;
-  if (auto st = g.start(); !st.ok()) {
-    std::fprintf(stderr, "cohort node: %s\n", st.error().message().c_str());
-    return 1;
+  if (!o.inline_loop) {
+    if (auto st = g.start(o.pin); !st.ok()) {
+      std::fprintf(stderr, "cohort node: %s\n", st.error().message().c_str());
+      return 1;
+    }
+  } else if (o.pin >= 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(o.pin, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) {
+      std::fprintf(stderr, "cohort node: cannot pin to cpu %d: %s; choose an allowed --pin\n",
+                   o.pin, std::strerror(errno));
+      return 1;
+    }
   }
   std::printf("event started t=%" PRIu64 " self=%s\n", steady_ns(), uid_text(g.self()).c_str());
   std::fflush(stdout);
+  // Waiting: the member's own thread works meanwhile; inline, this thread polls it.
+  auto idle_until = [&](uint64_t deadline_ns) {
+    if (!o.inline_loop) {
+      const uint64_t now = steady_ns();
+      if (now < deadline_ns) {
+        std::this_thread::sleep_for(
+            std::chrono::nanoseconds(std::min<uint64_t>(deadline_ns - now, 1'000'000)));
+      }
+      return;
+    }
+    do {
+      g.poll();
+    } while (steady_ns() < deadline_ns);
+  };
 
-  // Wait to be in a view, then send at the rate asked for, for run_ms.
+  // Wait to be in a view (of wait_members at least), then send for run_ms.
   const uint64_t t0 = steady_ns();
-  while (!g.in_view() && !g_stop.load() && !app.ended() && steady_ns() - t0 < 10'000'000'000ULL) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  while ((!g.in_view() || g.stats().view_members < o.wait_members) && !g_stop.load() &&
+         !app.ended() && steady_ns() - t0 < 10'000'000'000ULL) {
+    idle_until(steady_ns() + 1'000'000);
   }
   uint64_t sent = 0, full = 0;
   const uint64_t start = steady_ns();
   std::vector<std::byte> payload(o.size);
   uint32_t seq = 0;
-  while (o.rate > 0 && !g_stop.load() && !app.ended() &&
-         steady_ns() - start < o.run_ms * 1'000'000) {
-    const uint64_t due = start + sent * 1'000'000'000ULL / o.rate;
-    const uint64_t now = steady_ns();
-    if (now < due) {
-      std::this_thread::sleep_for(
-          std::chrono::nanoseconds(std::min<uint64_t>(due - now, 1'000'000)));
-      continue;
-    }
+  auto send_one = [&](uint64_t now) {
     std::memcpy(payload.data(), &now, 8);
     std::memcpy(payload.data() + 8, &o.node, 4);
     std::memcpy(payload.data() + 12, &seq, 4);
@@ -260,34 +301,54 @@ int run_node(const NodeOptions& o) {
       ++seq;
     } else if (st == SendStatus::kFull) {
       ++full;
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // between views
     }
+    return st;
+  };
+  while (!g_stop.load() && !app.ended() && steady_ns() - start < o.run_ms * 1'000'000) {
+    const uint64_t now = steady_ns();
+    if (o.rate == 0 && !o.flood) {  // a receiver: deliver for run_ms
+      idle_until(now + 1'000'000);
+      continue;
+    }
+    if (o.flood) {
+      // As fast as backpressure allows: a burst until the queue is full, then poll.
+      for (int k = 0; k < 64 && send_one(steady_ns()) == SendStatus::kOk; ++k) {
+      }
+      idle_until(0);
+      continue;
+    }
+    const uint64_t due = start + sent * 1'000'000'000ULL / o.rate;
+    if (now < due) {
+      idle_until(due);
+      continue;
+    }
+    const SendStatus st = send_one(now);
+    if (st == SendStatus::kFull) idle_until(steady_ns() + 100'000);
+    if (st == SendStatus::kNotMember) idle_until(steady_ns() + 1'000'000);  // between views
   }
   const uint64_t drain_end = steady_ns() + o.drain_ms * 1'000'000;
-  while (!g_stop.load() && !app.ended() && steady_ns() < drain_end) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  while (!g_stop.load() && !app.ended() && steady_ns() < drain_end)
+    idle_until(steady_ns() + 1'000'000);
   const uint64_t elapsed_ns = steady_ns() - start;
   if (!app.ended()) {
     g.leave();
     const uint64_t leave_deadline = steady_ns() + 2'000'000'000ULL;
-    while (!app.ended() && steady_ns() < leave_deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+    while (!app.ended() && steady_ns() < leave_deadline) idle_until(steady_ns() + 1'000'000);
   }
   g.stop();
   const GroupStats s = g.stats();
   std::printf("stats node=%u sent=%" PRIu64 " full=%" PRIu64 " delivered=%" PRIu64 " bytes=%" PRIu64
               " views=%" PRIu64 " elapsed_ms=%" PRIu64 " lat_n=%" PRIu64
-              " p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\n",
+              " p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f rate_per_s=%.0f\n",
               o.node, sent, full, s.delivered, s.delivered_bytes, s.view_changes,
               elapsed_ns / 1'000'000, app.latency_.count(),
               static_cast<double>(app.latency_.value_at_percentile(50)) / 1e3,
               static_cast<double>(app.latency_.value_at_percentile(99)) / 1e3,
               static_cast<double>(app.latency_.value_at_percentile(99.9)) / 1e3,
-              static_cast<double>(app.latency_.max()) / 1e3);
+              static_cast<double>(app.latency_.max()) / 1e3,
+              app.last_ns_ > app.first_ns_ ? static_cast<double>(app.stamped_ - 1) * 1e9 /
+                                                 static_cast<double>(app.last_ns_ - app.first_ns_)
+                                           : 0.0);
   std::printf("state node=%u count=%" PRIu64 " hash=%016" PRIx64 "\n", o.node, app.count_,
               app.state_hash_);
   std::fflush(stdout);

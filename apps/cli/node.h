@@ -26,6 +26,15 @@ struct NodeOptions {
   std::string log;             // delivery log file (empty: none)
   uint64_t heartbeat_us = 10'000;
   uint64_t suspect_us = 100'000;
+  // Benchmark knobs (cohort bench): run the member on the main thread (poll() and send in one
+  // loop: one thread per process), pinned to `pin`; send as fast as backpressure allows;
+  // record the latency of every delivery (send time in the payload, CLOCK_MONOTONIC) rather
+  // than of this member's own messages only; wait for a view of `wait_members` before sending.
+  bool inline_loop = false;
+  int pin = -1;
+  bool flood = false;
+  bool all_latency = false;
+  uint32_t wait_members = 1;
 };
 
 int run_node(const NodeOptions& options);

@@ -1,0 +1,222 @@
+// Scenarios (each a fresh group of real processes in a fresh folder under /dev/shm):
+//   lat2   2 members, each on its own cpu (0 and 1), busy-polling, member loop on the main thread;
+//          member 1 sends 64 B total-order messages at --rate; latency from send to delivery at
+//          every member (CLOCK_MONOTONIC in the payload), per member
+//   tput64 / tput1k  the same pair; member 1 sends as fast as backpressure allows (one sender);
+//          throughput = deliveries per second at each member, the slower one counts
+//   lat3   3 members with the backoff idle policy, not pinned (oversubscribed: 3 threads on 2
+//          cpus); member 1 sends 64 B at 2000/s
+//   raw    two threads on cpus 0 and 1 bounce one cache line: the one-way time of a line
+// Output: `result NAME VALUE` lines; scripts/bench group turns medians of runs into figures.
+#include "apps/cli/bench.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace cohort::cli {
+namespace {
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+bool pin(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
+// One cache line bounced between cpus 0 and 1: median over blocks of 1000 round trips, halved.
+double raw_oneway_ns() {
+  alignas(64) static std::atomic<uint64_t> line{0};
+  std::atomic<bool> stop{false};
+  std::thread partner([&] {
+    pin(1);
+    uint64_t expect = 1;
+    while (!stop.load(std::memory_order_relaxed)) {
+      // acquire/release: the line itself is the message; each side answers the other's value.
+      if (line.load(std::memory_order_acquire) == expect) {
+        line.store(expect + 1, std::memory_order_release);
+        expect += 2;
+      }
+    }
+  });
+  pin(0);
+  std::vector<double> blocks;
+  uint64_t v = 0;
+  for (int b = 0; b < 200; ++b) {
+    const uint64_t t0 = now_ns();
+    for (int i = 0; i < 1000; ++i) {
+      line.store(++v, std::memory_order_release);
+      while (line.load(std::memory_order_acquire) != v + 1) {
+      }
+      ++v;
+    }
+    blocks.push_back(static_cast<double>(now_ns() - t0) / 2000.0);
+  }
+  stop.store(true);
+  partner.join();
+  std::sort(blocks.begin(), blocks.end());
+  return blocks[blocks.size() / 2];
+}
+
+struct Proc {
+  pid_t pid = -1;
+  std::string out;
+};
+
+Proc spawn(const std::string& exe, std::vector<std::string> args, const std::string& out) {
+  Proc p;
+  p.out = out;
+  args.insert(args.begin(), exe);
+  p.pid = fork();
+  if (p.pid == 0) {
+    const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(exe.c_str(), argv.data());
+    _exit(127);
+  }
+  return p;
+}
+
+std::string stats_line(const Proc& p) {
+  std::ifstream in(p.out);
+  std::string line, stats;
+  while (std::getline(in, line)) {
+    if (line.rfind("stats ", 0) == 0) stats = line;
+  }
+  return stats;
+}
+
+double field(const std::string& line, const std::string& key) {
+  const std::string k = " " + key + "=";
+  const size_t at = line.find(k);
+  return at == std::string::npos ? -1.0 : std::strtod(line.c_str() + at + k.size(), nullptr);
+}
+
+struct Scenario {
+  const char* name;
+  uint32_t members;
+  bool busy;
+  uint32_t size;
+  uint64_t rate;  // 0: flood
+};
+
+// Runs one scenario; prints result lines; false if a member failed.
+bool run(const std::string& exe, const Scenario& s, const BenchOptions& o) {
+  const std::string dir = "/dev/shm/cohort-bench-" + std::to_string(getpid()) + "-" + s.name;
+  std::filesystem::create_directories(dir);
+  std::vector<Proc> procs;
+  for (uint32_t n = 0; n < s.members; ++n) {
+    std::vector<std::string> args = {"node",
+                                     "--group",
+                                     "bench",
+                                     "--node",
+                                     std::to_string(n),
+                                     "--shm-dir",
+                                     dir + "/shm",
+                                     "--size",
+                                     std::to_string(s.size),
+                                     "--all-latency",
+                                     "--wait-members",
+                                     std::to_string(s.members),
+                                     "--run-ms",
+                                     std::to_string(o.run_ms + (n == 1 ? 0 : 800)),
+                                     "--drain-ms",
+                                     "300"};
+    if (n == 0) args.push_back("--bootstrap");
+    if (s.busy) {
+      args.insert(args.end(), {"--inline", "--idle", "busy", "--pin", std::to_string(n % 2)});
+    }
+    if (n == 1) {
+      if (s.rate == 0) {
+        args.push_back("--flood");
+      } else {
+        args.insert(args.end(), {"--rate", std::to_string(s.rate)});
+      }
+    } else {
+      args.insert(args.end(), {"--rate", "0"});
+    }
+    procs.push_back(spawn(exe, args, dir + "/n" + std::to_string(n) + ".out"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(n == 0 ? 150 : 20));
+  }
+  bool ok = true;
+  for (Proc& p : procs) {
+    int status = 0;
+    waitpid(p.pid, &status, 0);
+    ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
+  double worst_p50 = 0, worst_p99 = 0, worst_p999 = 0, min_rate = -1;
+  for (uint32_t n = 0; n < s.members; ++n) {
+    const std::string st = stats_line(procs[n]);
+    if (st.empty()) {
+      ok = false;
+      continue;
+    }
+    std::printf("member %s n%u: %s\n", s.name, n, st.c_str());
+    worst_p50 = std::max(worst_p50, field(st, "p50_us"));
+    worst_p99 = std::max(worst_p99, field(st, "p99_us"));
+    worst_p999 = std::max(worst_p999, field(st, "p999_us"));
+    const double r = field(st, "rate_per_s");
+    min_rate = min_rate < 0 ? r : std::min(min_rate, r);
+  }
+  if (s.rate != 0) {
+    std::printf("result %s_p50_us %.3f\nresult %s_p99_us %.3f\nresult %s_p999_us %.3f\n", s.name,
+                worst_p50, s.name, worst_p99, s.name, worst_p999);
+  } else {
+    std::printf("result %s_msgs_per_s %.0f\n", s.name, min_rate);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (!ok) std::printf("error %s: a member failed (its output was in %s)\n", s.name, dir.c_str());
+  return ok;
+}
+
+}  // namespace
+
+int run_bench(const BenchOptions& o) {
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return 1;
+  const std::string self(exe, static_cast<size_t>(n));
+  if (std::thread::hardware_concurrency() < 2) {
+    std::fprintf(stderr, "cohort bench: needs 2 cpus (0 and 1)\n");
+    return 1;
+  }
+  bool ok = true;
+  const double raw_before = raw_oneway_ns();
+  const Scenario scenarios[] = {
+      {"lat2", 2, true, 64, o.rate},
+      {"tput64", 2, true, 64, 0},
+      {"tput1k", 2, true, 1024, 0},
+      {"lat3", 3, false, 64, 2000},
+  };
+  for (const Scenario& s : scenarios) ok = run(self, s, o) && ok;
+  const double raw_after = raw_oneway_ns();
+  std::printf("result raw_oneway_ns %.3f\n", (raw_before + raw_after) / 2);
+  return ok ? 0 : 1;
+}
+
+}  // namespace cohort::cli
