@@ -15,6 +15,7 @@ constexpr uint32_t kSubmissionSlots = 1024;
 constexpr TimeNs kTickNs = 1'000'000;     // the Member's timers: heartbeats, retries
 constexpr TimeNs kAttachNs = 20'000'000;  // look for new or restarted peers' files
 constexpr uint16_t kRecordType = transport::kRecordUser;
+constexpr size_t kChunkBytes = 1U << 20;  // record copies: ~16k 64-byte records a chunk
 
 TimeNs now_ns() {
   return cohort::clock().now_ns();
@@ -111,16 +112,11 @@ uint32_t GroupEngine::poll_logs(TimeNs now) {
     // Copies the Member may keep pointing into (group_engine.h, "Record lifetime"), all taken
     // before release(): what the Member then asks for (a re-attach at an install) cannot pull
     // a subscription from under a burst.
-    const size_t first = store_.size();
-    for (uint32_t i = 0; i < got; ++i) {
-      store_.emplace_back(
-          0, std::vector<std::byte>(records[i].payload.begin(), records[i].payload.end()));
-      std::vector<std::byte>& copy = store_.back().second;
-      if (copy.size() >= 20) std::memcpy(&store_.back().first, copy.data() + 12, 8);
-    }
+    std::span<const std::byte> copies[kPollBurst];
+    for (uint32_t i = 0; i < got; ++i) copies[i] = keep(records[i].payload);
     sub->release();
-    for (size_t i = first; i < first + got; ++i) {
-      member_->on_record(n, store_[i].second, now);
+    for (uint32_t i = 0; i < got; ++i) {
+      member_->on_record(n, copies[i], now);
       carry_out();
     }
     counters_.records_in += got;
@@ -264,9 +260,44 @@ void GroupEngine::prune_store() {
   const View& v = member_->view();
   if (!member_->restored() || v.id < 3) return;
   const uint64_t floor = v.id - 2;
-  while (!store_.empty() && store_.front().first <= floor) {
-    store_.pop_front();
+  // The newest chunk is being filled: it stays.
+  while (chunks_.size() > 1 && chunks_.front().max_view <= floor) {
+    Chunk c = std::move(chunks_.front());
+    chunks_.pop_front();
+    if (c.capacity == kChunkBytes && spare_chunks_.size() < 4) {
+      c.used = 0;
+      c.max_view = 0;
+      spare_chunks_.push_back(std::move(c));
+    }
   }
+}
+
+// Copies a record into the newest chunk (a new or spare one when it is full) and notes its
+// view (record head: magic, version, kind, writer, then the view at byte 12).
+std::span<const std::byte> GroupEngine::keep(std::span<const std::byte> record) {
+  if (chunks_.empty() || chunks_.back().used + record.size() > chunks_.back().capacity) {
+    Chunk c;
+    if (record.size() <= kChunkBytes && !spare_chunks_.empty()) {
+      c = std::move(spare_chunks_.back());
+      spare_chunks_.pop_back();
+    } else {
+      c.capacity = std::max(kChunkBytes, record.size());
+      c.data = std::make_unique<std::byte[]>(c.capacity);
+    }
+    chunks_.push_back(std::move(c));
+  }
+  Chunk& c = chunks_.back();
+  std::byte* at = c.data.get() + c.used;
+  std::memcpy(at, record.data(), record.size());
+  c.used += (record.size() + 7) & ~size_t{7};  // keep every copy 8-byte aligned
+  c.used = std::min(c.used, c.capacity);
+  uint64_t view = 0;
+  if (record.size() >= 20) std::memcpy(&view, record.data() + 12, 8);
+  // A view far beyond ours is garbage (the Member will drop the record): it must not pin the
+  // chunk for ever.
+  if (view > member_->view().id + 1024) view = 0;
+  c.max_view = std::max(c.max_view, view);
+  return {at, record.size()};
 }
 
 SendResult GroupEngine::submit(Mode mode, std::span<const std::byte> payload) {

@@ -108,9 +108,17 @@ class GroupEngine {
   std::vector<std::unique_ptr<Submission>> submission_slots_;
   std::unique_ptr<MpscRing<Submission*>> free_slots_;
   std::deque<std::vector<std::byte>> pending_appends_;  // back-pressured records, in order
-  // Copies of polled records the Member may point into, with the view each belongs to.
-  std::deque<std::pair<uint64_t, std::vector<std::byte>>> store_;
-  uint64_t store_view_floor_ = 0;
+  // Copies of polled records the Member may point into: 1 MiB chunks filled in arrival order,
+  // each freed (kept as a spare) once every record in it is of a view the Member is done with.
+  struct Chunk {
+    std::unique_ptr<std::byte[]> data;
+    size_t capacity = 0;
+    size_t used = 0;
+    uint64_t max_view = 0;
+  };
+  std::span<const std::byte> keep(std::span<const std::byte> record);
+  std::deque<Chunk> chunks_;
+  std::vector<Chunk> spare_chunks_;
   TimeNs next_tick_ns_ = 0;
   TimeNs next_attach_ns_ = 0;
   std::array<bool, transport::kMaxMembers> alive_{};
