@@ -7,29 +7,40 @@ bool valid_mode(uint8_t m) {
   return m < kModeCount;
 }
 
-}  // namespace
-
-void put_record_head(Writer& w, RecordKind kind, Uid writer, ViewId view) {
+// Records and datagrams share one head: magic, version, kind, the sender's Uid, its view.
+void put_head(Writer& w, uint8_t kind, Uid from, ViewId view) {
   w.u16(kProtocolMagic);
   w.u8(kProtocolVersion);
-  w.u8(static_cast<uint8_t>(kind));
-  w.u64(writer.key());
+  w.u8(kind);
+  w.u64(from.key());
   w.u64(view);
 }
 
-bool get_record_head(Reader& r, RecordHead* head) {
+bool get_head(Reader& r, uint8_t first_kind, uint8_t last_kind, uint8_t* kind, Uid* from,
+              ViewId* view) {
   const uint16_t magic = r.u16();
   const uint8_t version = r.u8();
-  const uint8_t kind = r.u8();
-  head->writer = Uid::from_key(r.u64());
-  head->view = r.u64();
-  if (!r.ok() || magic != kProtocolMagic || version != kProtocolVersion) return false;
-  if (kind < static_cast<uint8_t>(RecordKind::kData) ||
-      kind > static_cast<uint8_t>(RecordKind::kRelayOrder)) {
+  *kind = r.u8();
+  *from = Uid::from_key(r.u64());
+  *view = r.u64();
+  return r.ok() && magic == kProtocolMagic && version == kProtocolVersion && *kind >= first_kind &&
+         *kind <= last_kind && from->valid() && from->node < kMaxMembers;
+}
+
+}  // namespace
+
+void put_record_head(Writer& w, RecordKind kind, Uid writer, ViewId view) {
+  put_head(w, static_cast<uint8_t>(kind), writer, view);
+}
+
+bool get_record_head(Reader& r, RecordHead* head) {
+  uint8_t kind = 0;
+  if (!get_head(r, static_cast<uint8_t>(RecordKind::kData),
+                static_cast<uint8_t>(RecordKind::kRelayOrder), &kind, &head->writer, &head->view)) {
     return false;
   }
   head->kind = static_cast<RecordKind>(kind);
-  return head->writer.valid() && head->writer.node < kMaxMembers && head->view != 0;
+  return head->view != 0;  // every record belongs to a view
 }
 
 void put_data(Writer& w, const DataBody& d) {
@@ -78,26 +89,17 @@ bool get_order(Reader& r, OrderBody* o) {
 }
 
 void put_control_head(Writer& w, ControlKind kind, Uid from, ViewId view) {
-  w.u16(kProtocolMagic);
-  w.u8(kProtocolVersion);
-  w.u8(static_cast<uint8_t>(kind));
-  w.u64(from.key());
-  w.u64(view);
+  put_head(w, static_cast<uint8_t>(kind), from, view);
 }
 
 bool get_control_head(Reader& r, ControlHead* head) {
-  const uint16_t magic = r.u16();
-  const uint8_t version = r.u8();
-  const uint8_t kind = r.u8();
-  head->from = Uid::from_key(r.u64());
-  head->view = r.u64();
-  if (!r.ok() || magic != kProtocolMagic || version != kProtocolVersion) return false;
-  if (kind < static_cast<uint8_t>(ControlKind::kHeartbeat) ||
-      kind > static_cast<uint8_t>(ControlKind::kSnapNone)) {
+  uint8_t kind = 0;
+  if (!get_head(r, static_cast<uint8_t>(ControlKind::kHeartbeat),
+                static_cast<uint8_t>(ControlKind::kSnapNone), &kind, &head->from, &head->view)) {
     return false;
   }
   head->kind = static_cast<ControlKind>(kind);
-  return head->from.valid() && head->from.node < kMaxMembers;
+  return true;  // view 0: a joiner, not in a view yet
 }
 
 void put_view(Writer& w, const View& v) {
