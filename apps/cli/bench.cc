@@ -28,14 +28,10 @@
 #include <thread>
 #include <vector>
 
+#include "apps/cli/lines.h"
+
 namespace cohort::cli {
 namespace {
-
-uint64_t now_ns() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
 
 bool pin(int cpu) {
   cpu_set_t set;
@@ -63,14 +59,14 @@ double raw_oneway_ns() {
   std::vector<double> blocks;
   uint64_t v = 0;
   for (int b = 0; b < 200; ++b) {
-    const uint64_t t0 = now_ns();
+    const uint64_t t0 = steady_ns();
     for (int i = 0; i < 1000; ++i) {
       line.store(++v, std::memory_order_release);
       while (line.load(std::memory_order_acquire) != v + 1) {
       }
       ++v;
     }
-    blocks.push_back(static_cast<double>(now_ns() - t0) / 2000.0);
+    blocks.push_back(static_cast<double>(steady_ns() - t0) / 2000.0);
   }
   stop.store(true);
   partner.join();
@@ -108,12 +104,6 @@ std::string stats_line(const Proc& p) {
     if (line.rfind("stats ", 0) == 0) stats = line;
   }
   return stats;
-}
-
-double field(const std::string& line, const std::string& key) {
-  const std::string k = " " + key + "=";
-  const size_t at = line.find(k);
-  return at == std::string::npos ? -1.0 : std::strtod(line.c_str() + at + k.size(), nullptr);
 }
 
 struct Scenario {
@@ -176,10 +166,10 @@ bool run(const std::string& exe, const Scenario& s, const BenchOptions& o) {
       continue;
     }
     std::printf("member %s n%u: %s\n", s.name, n, st.c_str());
-    worst_p50 = std::max(worst_p50, field(st, "p50_us"));
-    worst_p99 = std::max(worst_p99, field(st, "p99_us"));
-    worst_p999 = std::max(worst_p999, field(st, "p999_us"));
-    const double r = field(st, "rate_per_s");
+    worst_p50 = std::max(worst_p50, field_f(st, "p50_us"));
+    worst_p99 = std::max(worst_p99, field_f(st, "p99_us"));
+    worst_p999 = std::max(worst_p999, field_f(st, "p999_us"));
+    const double r = field_f(st, "rate_per_s");
     min_rate = min_rate < 0 ? r : std::min(min_rate, r);
   }
   if (s.rate != 0) {

@@ -24,14 +24,10 @@
 #include <string>
 #include <vector>
 
+#include "apps/cli/lines.h"
+
 namespace cohort::cli {
 namespace {
-
-uint64_t steady_ns() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
 
 struct Child {
   size_t index = 0;  // in children_: one per process (a restarted slot is a new child)
@@ -47,26 +43,6 @@ struct Child {
   int status = 0;
   std::string log;
 };
-
-// The value of `key=` in an event line ("" when absent).
-std::string field(const std::string& line, const std::string& key) {
-  const std::string k = " " + key + "=";
-  const size_t at = line.find(k);
-  if (at == std::string::npos) return "";
-  const size_t end = line.find(' ', at + k.size());
-  return line.substr(at + k.size(),
-                     end == std::string::npos ? std::string::npos : end - at - k.size());
-}
-
-uint64_t field_u64(const std::string& line, const std::string& key) {
-  const std::string v = field(line, key);
-  return v.empty() ? 0 : std::strtoull(v.c_str(), nullptr, 10);
-}
-
-double field_f(const std::string& line, const std::string& key) {
-  const std::string v = field(line, key);
-  return v.empty() ? 0.0 : std::strtod(v.c_str(), nullptr);
-}
 
 class Demo {
  public:

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "apps/cli/lines.h"
 #include "cohort/group.h"
 #include "runtime/config.h"
 #include "runtime/histogram.h"
@@ -19,12 +20,6 @@ namespace cohort::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
-
-uint64_t steady_ns() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
 
 uint64_t fnv(std::span<const std::byte> bytes, uint64_t h = 0xcbf29ce484222325ULL) {
   for (std::byte b : bytes) h = (h ^ static_cast<uint8_t>(b)) * 0x100000001b3ULL;
