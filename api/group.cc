@@ -12,11 +12,19 @@
 #include <chrono>
 #include <cstdio>
 #include <new>
+#include <thread>
 
 #include "cohort/stats.h"
+#include "cohort_build_config.h"
 #include "membership/group_engine.h"
 #include "runtime/agent.h"
+#include "runtime/clock.h"
 #include "runtime/config.h"
+#include "transport/shm/shm_transport.h"
+#include "transport/udp/udp_transport.h"
+#if COHORT_HAVE_DPDK
+#include "transport/dpdk/dpdk_transport.h"
+#endif
 
 namespace cohort {
 namespace {
@@ -28,6 +36,87 @@ using membership::View;
 
 MemberUid to_public(membership::Uid u) {
   return MemberUid{u.node, u.incarnation};
+}
+
+Result<transport::fault::FaultOptions> fault_options(const GroupOptions& o, uint32_t members) {
+  transport::fault::FaultOptions f;
+  f.drop_rate = o.faults.drop_rate;
+  f.duplicate_rate = o.faults.duplicate_rate;
+  f.reorder_rate = o.faults.reorder_rate;
+  f.seed = o.faults.seed;
+  for (const uint32_t n : o.faults.cut_off) {
+    if (n >= members || n == o.node) {
+      return Error(Errc::kInvalidArgument, "group: faults.cut_off names member " +
+                                               std::to_string(n) +
+                                               ", not another member of the peers list");
+    }
+    f.partition_peers |= 1U << n;
+  }
+  const uint64_t now = cohort::clock().now_ns();
+  f.partition_from_ns = now + o.faults.cut_after_ms * 1'000'000;
+  f.partition_until_ns = o.faults.cut_for_ms >= ~0ULL / 2'000'000
+                             ? ~0ULL
+                             : f.partition_from_ns + o.faults.cut_for_ms * 1'000'000;
+  return f;
+}
+
+// The transport the options name, with the checks each needs; errors name the option.
+Result<std::unique_ptr<membership::EngineTransport>> make_transport(const GroupOptions& o) {
+  const bool datagrams = o.transport == "udp" || o.transport == "dpdk";
+  if (o.transport == "shm") {
+    if (o.slots == 0 || o.slots > transport::kMaxMembers || o.node >= o.slots) {
+      return Error(Errc::kInvalidArgument,
+                   "group: node " + std::to_string(o.node) + " is not a slot of 0.." +
+                       std::to_string(o.slots == 0 ? 0 : o.slots - 1) + " (slots = " +
+                       std::to_string(o.slots) + ", at most 32); set node below slots");
+    }
+    if (!o.peers.empty()) {
+      return Error(Errc::kInvalidArgument,
+                   "group: peers are for udp and dpdk; shm members find each other in shm_dir");
+    }
+    transport::shm::ShmOptions so;
+    so.dir = o.shm_dir;
+    so.group = o.name;
+    so.self = o.node;
+    so.members = o.slots;
+    so.log_bytes = o.log_bytes;
+    return membership::make_shm_engine_transport(so);
+  }
+  if (!datagrams) {
+    return Error(Errc::kUnsupported, "group: transport '" + o.transport +
+                                         "' is not shm, udp or dpdk (rdma cannot run a group yet)");
+  }
+  const auto members = static_cast<uint32_t>(o.peers.size());
+  if (members < 1 || members > transport::kMaxMembers || o.node >= members) {
+    return Error(Errc::kInvalidArgument,
+                 "group: transport " + o.transport + " needs peers, the \"a.b.c.d:port\" of " +
+                     "every member (1..32 of them), and node below their count; node is " +
+                     std::to_string(o.node) + " of " + std::to_string(members) + " peers");
+  }
+  auto faults = fault_options(o, members);
+  if (!faults.ok()) return std::move(faults).error();
+  if (o.transport == "udp") {
+    transport::udp::UdpOptions uo;
+    uo.members = o.peers;
+    uo.self = o.node;
+    uo.group = o.name;
+    uo.log_bytes = o.log_bytes;
+    uo.fault = *faults;
+    return membership::make_udp_engine_transport(uo);
+  }
+#if COHORT_HAVE_DPDK
+  transport::dpdk::DpdkOptions dopts;
+  dopts.eal_args = o.dpdk_eal_args;
+  dopts.members = o.peers;
+  dopts.self = o.node;
+  dopts.group = o.name;
+  dopts.log_bytes = o.log_bytes;
+  dopts.fault = *faults;
+  return membership::make_dpdk_engine_transport(dopts);
+#else
+  return Error(Errc::kUnsupported,
+               "group: this build has no DPDK; install dpdk-dev and rebuild (meson -Ddpdk=enabled)");
+#endif
 }
 
 }  // namespace
@@ -45,6 +134,7 @@ struct Group::Impl final : membership::EngineListener {
   GroupListener* app = nullptr;
   std::unique_ptr<membership::GroupEngine> engine;
   std::unique_ptr<Agent> agent;
+  std::unique_ptr<Agent> control_agent;  // dedicated mode
   std::vector<MemberUid> last_members;
   std::atomic<bool> in_view{false};
   std::atomic<uint64_t> view_id{0}, view_members{0}, view_changes{0}, delivered{0},
@@ -71,6 +161,10 @@ struct Group::Impl final : membership::EngineListener {
       }
     }
     return work;
+  }
+
+  static uint32_t control_fn(void* self) noexcept {
+    return static_cast<Impl*>(self)->engine->poll_control_core();
   }
 
   // The stats page `cohort stat` reads (include/cohort/stats.h). Control path: a file in the
@@ -120,6 +214,11 @@ struct Group::Impl final : membership::EngineListener {
     page->append_backpressure.store(ec.append_backpressure, r);
     page->rounds.store(as.rounds, r);
     page->busy_rounds.store(as.busy_rounds, r);
+    if (control_agent) {
+      const AgentStats cs = control_agent->stats();
+      page->control_rounds.store(cs.rounds, r);
+      page->control_busy_rounds.store(cs.busy_rounds, r);
+    }
     page->updated_ns.store(now, r);
   }
 
@@ -188,25 +287,21 @@ Result<std::unique_ptr<Group>> Group::create(const GroupOptions& options, GroupL
   if (listener == nullptr) {
     return Error(Errc::kInvalidArgument, "group: a GroupListener is required");
   }
-  if (options.transport != "shm") {
-    return Error(Errc::kUnsupported, "group: transport '" + options.transport +
-                                         "' cannot run a group yet; use transport = \"shm\"");
-  }
-  if (options.slots == 0 || options.slots > transport::kMaxMembers ||
-      options.node >= options.slots) {
-    return Error(Errc::kInvalidArgument,
-                 "group: node " + std::to_string(options.node) + " is not a slot of 0.." +
-                     std::to_string(options.slots == 0 ? 0 : options.slots - 1) + " (slots = " +
-                     std::to_string(options.slots) + ", at most 32); set node below slots");
-  }
   auto idle = parse_idle_kind(options.idle);
   if (!idle.ok()) return std::move(idle).error().with_context("group: idle: ");
+  bool dedicated = false;
+  if (options.threading == "dedicated") {
+    dedicated = true;
+  } else if (options.threading == "auto") {
+    dedicated = std::thread::hardware_concurrency() >= 4;
+  } else if (options.threading != "shared") {
+    return Error(Errc::kInvalidArgument, "group: threading '" + options.threading +
+                                             "' is not shared, dedicated or auto");
+  }
+  auto transport = make_transport(options);
+  if (!transport.ok()) return std::move(transport).error();
   membership::EngineOptions eo;
-  eo.shm.dir = options.shm_dir;
-  eo.shm.group = options.name;
-  eo.shm.self = options.node;
-  eo.shm.members = options.slots;
-  eo.shm.log_bytes = options.log_bytes;
+  eo.dedicated = dedicated;
   eo.protocol.heartbeat_interval_ns = options.heartbeat_interval_us * 1000;
   eo.protocol.suspect_timeout_ns = options.suspect_timeout_us * 1000;
   if (eo.protocol.suspect_timeout_ns < 2 * eo.protocol.heartbeat_interval_ns) {
@@ -217,7 +312,7 @@ Result<std::unique_ptr<Group>> Group::create(const GroupOptions& options, GroupL
 
   auto impl = std::make_unique<Impl>();
   impl->app = listener;
-  auto engine = membership::GroupEngine::create(eo, impl.get());
+  auto engine = membership::GroupEngine::create(eo, std::move(*transport), impl.get());
   if (!engine.ok()) return std::move(engine).error();
   impl->engine = std::move(*engine);
   IdleOptions io;
@@ -226,24 +321,37 @@ Result<std::unique_ptr<Group>> Group::create(const GroupOptions& options, GroupL
   impl->agent = std::make_unique<Agent>("cohort-group", io);
   impl->engine->set_waker(&impl->agent->waker());
   COHORT_TRY(impl->agent->add_poller("group", &Impl::poll_fn, impl.get()));
+  if (dedicated) {
+    impl->control_agent = std::make_unique<Agent>("cohort-control", io);
+    impl->engine->set_control_waker(&impl->control_agent->waker());
+    COHORT_TRY(impl->control_agent->add_poller("control", &Impl::control_fn, impl.get()));
+  }
   impl->open_page(options.shm_dir.empty() ? transport::shm::default_shm_dir() : options.shm_dir,
                   options.name, options.node);
   return std::unique_ptr<Group>(new Group(std::move(impl)));
 }
 
-Status Group::start(int cpu) {
+Status Group::start(int cpu, int control_cpu) {
+  if (impl_->control_agent) COHORT_TRY(impl_->control_agent->start(control_cpu));
   return impl_->agent->start(cpu);
 }
 
 void Group::stop() {
-  if (impl_ && impl_->agent) {
-    impl_->agent->request_stop();
-    impl_->agent->join();
+  if (!impl_) return;
+  for (Agent* a : {impl_->agent.get(), impl_->control_agent.get()}) {
+    if (a == nullptr) continue;
+    a->request_stop();
+    a->join();
   }
 }
 
 uint32_t Group::poll() {
-  return impl_->engine->poll();
+  const uint32_t work = Impl::poll_fn(impl_.get());
+  return impl_->control_agent ? work + impl_->engine->poll_control_core() : work;
+}
+
+bool Group::dedicated() const noexcept {
+  return impl_->engine->dedicated();
 }
 
 SendStatus Group::send(std::span<const std::byte> bytes, DeliveryMode mode) {

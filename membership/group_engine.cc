@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 
 #include "runtime/assert.h"
 #include "runtime/clock.h"
@@ -13,7 +14,8 @@ namespace {
 constexpr uint32_t kPollBurst = 64;
 constexpr uint32_t kSubmissionSlots = 1024;
 constexpr TimeNs kTickNs = 1'000'000;     // the Member's timers: heartbeats, retries
-constexpr TimeNs kAttachNs = 20'000'000;  // look for new or restarted peers' files
+constexpr TimeNs kMaintainNs = 20'000'000;  // look for new, dead or restarted peers
+constexpr uint32_t kControlSlots = 256;       // dedicated mode: datagrams between the cores
 constexpr uint16_t kRecordType = transport::kRecordUser;
 constexpr size_t kChunkBytes = 1U << 20;  // record copies: ~16k 64-byte records a chunk
 
@@ -34,23 +36,36 @@ uint32_t incarnation_from_clock() {
 
 }  // namespace
 
-GroupEngine::GroupEngine(const EngineOptions& options, EngineListener* listener)
-    : options_(options), listener_(listener) {}
+GroupEngine::GroupEngine(const EngineOptions& options, std::unique_ptr<EngineTransport> transport,
+                         EngineListener* listener)
+    : options_(options), listener_(listener), transport_(std::move(transport)) {}
 
 GroupEngine::~GroupEngine() = default;
 
-Result<std::unique_ptr<GroupEngine>> GroupEngine::create(const EngineOptions& options,
-                                                         EngineListener* listener) {
-  COHORT_ASSERT(listener != nullptr);
-  std::unique_ptr<GroupEngine> e(new GroupEngine(options, listener));
+Result<std::unique_ptr<GroupEngine>> GroupEngine::create(
+    const EngineOptions& options, std::unique_ptr<EngineTransport> transport,
+    EngineListener* listener) {
+  COHORT_ASSERT(listener != nullptr && transport != nullptr);
+  std::unique_ptr<GroupEngine> e(new GroupEngine(options, std::move(transport), listener));
   COHORT_TRY(e->setup());
   return e;
 }
 
+namespace {
+
+// A ring of slot indices, every index in it when `full`.
+Result<std::unique_ptr<SpscRing<uint32_t>>> index_ring(bool full) {
+  auto r = SpscRing<uint32_t>::create(kControlSlots);
+  if (!r.ok()) return std::move(r).error();
+  for (uint32_t i = 0; full && i < kControlSlots; ++i) COHORT_ASSERT((*r)->try_enqueue(i));
+  return std::move(*r);
+}
+
+}  // namespace
+
 Status GroupEngine::setup() {
-  auto t = transport::shm::ShmTransport::create(options_.shm);
-  if (!t.ok()) return std::move(t).error();
-  transport_ = std::move(*t);
+  self_ = transport_->self();
+  nodes_ = transport_->members();
   auto ring = MpscRing<Submission*>::create(kSubmissionSlots);
   auto free_ring = MpscRing<Submission*>::create(kSubmissionSlots);
   if (!ring.ok()) return std::move(ring).error();
@@ -62,18 +77,29 @@ Status GroupEngine::setup() {
     Submission* s = submission_slots_.back().get();
     COHORT_ASSERT(free_slots_->enqueue_burst(&s, 1) == 1);
   }
+  if (options_.dedicated) {
+    in_slots_ = std::make_unique<ControlSlot[]>(kControlSlots);
+    out_slots_ = std::make_unique<ControlSlot[]>(kControlSlots);
+    auto in = index_ring(false), in_free = index_ring(true);
+    auto out = index_ring(false), out_free = index_ring(true);
+    for (auto* r : {&in, &in_free, &out, &out_free}) {
+      if (!r->ok()) return std::move(*r).error();
+    }
+    in_ = std::move(*in);
+    in_free_ = std::move(*in_free);
+    out_ = std::move(*out);
+    out_free_ = std::move(*out_free);
+  }
   const uint32_t incarnation =
       options_.incarnation != 0 ? options_.incarnation : incarnation_from_clock();
-  member_ = std::make_unique<Member>(options_.protocol, Uid{options_.shm.self, incarnation},
-                                     options_.shm.members);
+  member_ = std::make_unique<Member>(options_.protocol, Uid{self_, incarnation}, nodes_);
   const TimeNs now = now_ns();
-  (void)transport_->try_attach_peers();
   if (options_.bootstrap) {
     member_->start_group(now);
   } else {
     std::vector<NodeId> seeds;
-    for (NodeId n = 0; n < options_.shm.members; ++n) {
-      if (n != options_.shm.self) seeds.push_back(n);
+    for (NodeId n = 0; n < nodes_; ++n) {
+      if (n != self_) seeds.push_back(n);
     }
     member_->start_join(seeds, now);
   }
@@ -81,40 +107,32 @@ Status GroupEngine::setup() {
   return {};
 }
 
-// Looks for peers that appeared (a file) and for peers whose process died (its flock dropped):
-// the Member suspects those at once instead of after the heartbeat timeout.
-void GroupEngine::attach_and_watch(TimeNs now) {
-  (void)transport_->try_attach_peers();
-  for (NodeId n = 0; n < options_.shm.members; ++n) {
-    if (n == options_.shm.self) continue;
-    const bool alive = transport_->subscription(n) != nullptr && transport_->peer_alive(n);
-    // A process replaced within one scan shows only as a new attach generation.
-    const uint64_t generation = transport_->attach_generation(n);
-    const bool replaced = generation != generation_[n] && generation_[n] != 0;
-    if (alive_[n] && (!alive || replaced)) {
-      listener_->on_peer_failed(n);
-      member_->peer_failed(n, now);
-      carry_out();
-    }
-    alive_[n] = alive;
-    generation_[n] = generation;
+// The transport's own view of its peers: new ones attached, and those it saw fail (shm: the
+// process died or was replaced), which the Member suspects at once instead of after the
+// heartbeat timeout.
+void GroupEngine::maintain(TimeNs now) {
+  const uint32_t failed = transport_->maintain(now);
+  for (NodeId n = 0; n < nodes_; ++n) {
+    if ((failed >> n & 1U) == 0) continue;
+    listener_->on_peer_failed(n);
+    member_->peer_failed(n, now);
+    carry_out();
   }
 }
 
 uint32_t GroupEngine::poll_logs(TimeNs now) {
   uint32_t work = 0;
   transport::RecordView records[kPollBurst];
-  for (NodeId n = 0; n < options_.shm.members; ++n) {
-    transport::LogReader* sub = transport_->subscription(n);
-    if (sub == nullptr) continue;
-    const uint32_t got = sub->poll(records, kPollBurst);
+  for (NodeId n = 0; n < nodes_; ++n) {
+    if (n == self_) continue;
+    const uint32_t got = transport_->poll_records(n, records, kPollBurst);
     if (got == 0) continue;
     // Copies the Member may keep pointing into (group_engine.h, "Record lifetime"), all taken
     // before release(): what the Member then asks for (a re-attach at an install) cannot pull
     // a subscription from under a burst.
     std::span<const std::byte> copies[kPollBurst];
     for (uint32_t i = 0; i < got; ++i) copies[i] = keep(records[i].payload);
-    sub->release();
+    transport_->release(n);
     for (uint32_t i = 0; i < got; ++i) {
       member_->on_record(n, copies[i], now);
       carry_out();
@@ -126,6 +144,7 @@ uint32_t GroupEngine::poll_logs(TimeNs now) {
 }
 
 uint32_t GroupEngine::poll_control(TimeNs now) {
+  if (options_.dedicated) return drain_control_in(now);
   transport::ControlMessage msgs[32];
   const uint32_t got = transport_->poll_control(msgs, 32);
   for (uint32_t i = 0; i < got; ++i) {
@@ -134,6 +153,81 @@ uint32_t GroupEngine::poll_control(TimeNs now) {
   }
   counters_.control_in += got;
   return got;
+}
+
+// Dedicated mode, data core: the datagrams the control core received.
+uint32_t GroupEngine::drain_control_in(TimeNs now) {
+  uint32_t idx[32];
+  const uint32_t got = in_->dequeue_burst(idx, 32);
+  for (uint32_t i = 0; i < got; ++i) {
+    const ControlSlot& slot = in_slots_[idx[i]];
+    member_->on_control(slot.peer, std::span<const std::byte>(slot.bytes, slot.length), now);
+    carry_out();
+  }
+  if (got != 0) COHORT_ASSERT(in_free_->enqueue_burst(idx, got) == got);
+  counters_.control_in += got;
+  return got;
+}
+
+// A datagram the Member wants sent: at once (shared mode), or handed to the control core.
+void GroupEngine::send_control(NodeId to, std::span<const std::byte> bytes) {
+  if (!options_.dedicated) {
+    if (transport_->send_control(to, bytes) == transport::SendStatus::kOk) {
+      ++counters_.control_out;
+    } else {
+      ++counters_.control_send_failed;  // the protocol repeats what matters
+    }
+    return;
+  }
+  uint32_t i = 0;
+  if (bytes.size() > transport::kMaxControlBytes || !out_free_->try_dequeue(i)) {
+    ++counters_.control_ring_full;  // as a lost datagram: the protocol repeats what matters
+    return;
+  }
+  ControlSlot& slot = out_slots_[i];
+  slot.peer = to;
+  slot.length = static_cast<uint32_t>(bytes.size());
+  std::memcpy(slot.bytes, bytes.data(), bytes.size());
+  COHORT_ASSERT(out_->try_enqueue(i));
+  ++counters_.control_out;
+  if (control_waker_ != nullptr) control_waker_->wake();
+}
+
+// Dedicated mode, control core: sends what the data core queued, hands over what arrived,
+// and beats. Its counters are its own (the data core's are not touched here).
+uint32_t GroupEngine::poll_control_core() {
+  uint32_t work = 0;
+  uint32_t idx[32];
+  const uint32_t out = out_->dequeue_burst(idx, 32);
+  for (uint32_t i = 0; i < out; ++i) {
+    const ControlSlot& slot = out_slots_[idx[i]];
+    (void)transport_->send_control(slot.peer, std::span<const std::byte>(slot.bytes, slot.length));
+  }
+  if (out != 0) COHORT_ASSERT(out_free_->enqueue_burst(idx, out) == out);
+  work += out;
+  transport::ControlMessage msgs[32];
+  // Take only as many as there are free slots: the rest wait in the socket.
+  uint32_t free_idx[32];
+  const uint32_t room = in_free_->dequeue_burst(free_idx, 32);
+  const uint32_t got = room == 0 ? 0 : transport_->poll_control(msgs, room);
+  for (uint32_t i = 0; i < got; ++i) {
+    ControlSlot& slot = in_slots_[free_idx[i]];
+    slot.peer = msgs[i].from;
+    slot.length = static_cast<uint32_t>(std::min<size_t>(msgs[i].bytes.size(), sizeof slot.bytes));
+    std::memcpy(slot.bytes, msgs[i].bytes.data(), slot.length);
+  }
+  if (got != 0) {
+    COHORT_ASSERT(in_->enqueue_burst(free_idx, got) == got);
+    if (waker_ != nullptr) waker_->wake();
+  }
+  if (room > got) COHORT_ASSERT(in_free_->enqueue_burst(free_idx + got, room - got) == room - got);
+  work += got;
+  const TimeNs now = now_ns();
+  if (now >= control_next_beat_ns_) {
+    control_next_beat_ns_ = now + kTickNs;
+    transport_->beat();
+  }
+  return work;
 }
 
 uint32_t GroupEngine::drain_submissions(TimeNs now) {
@@ -156,10 +250,11 @@ uint32_t GroupEngine::poll() {
   ++counters_.polls;
   const TimeNs now = now_ns();
   uint32_t work = 0;
-  if (now >= next_attach_ns_) {
-    next_attach_ns_ = now + kAttachNs;
-    attach_and_watch(now);
+  if (now >= next_maintain_ns_) {
+    next_maintain_ns_ = now + kMaintainNs;
+    maintain(now);
   }
+  work += transport_->receive(now);
   work += poll_logs(now);
   work += poll_control(now);
   work += drain_submissions(now);
@@ -167,11 +262,12 @@ uint32_t GroupEngine::poll() {
   carry_out();
   if (now >= next_tick_ns_) {
     next_tick_ns_ = now + kTickNs;
-    transport_->beat();
+    if (!options_.dedicated) transport_->beat();
     member_->tick(now);
     carry_out();
   }
   if (!pending_appends_.empty()) work += flush_appends() ? 1 : 0;
+  work += transport_->flush(now) != 0 ? 1 : 0;
   if (work == 0) ++counters_.idle_polls;
   prune_store();
   return work;
@@ -201,7 +297,7 @@ bool GroupEngine::flush_appends() {
 void GroupEngine::carry_out() {
   const auto actions = member_->actions();
   if (actions.empty()) return;
-  bool attach_now = false;
+  std::optional<uint32_t> in_view;  // the nodes of a view installed here
   // The callbacks below may not call into the member (they run inside this loop); what they
   // submit goes through the ring.
   for (const Action& a : actions) {
@@ -209,30 +305,15 @@ void GroupEngine::carry_out() {
       case ActionKind::kAppend:
         pending_appends_.emplace_back(a.bytes.begin(), a.bytes.end());
         break;
-      case ActionKind::kSend: {
-        const transport::SendStatus st = transport_->send_control(a.to, a.bytes);
-        if (st == transport::SendStatus::kOk) {
-          ++counters_.control_out;
-        } else {
-          ++counters_.control_send_failed;  // the protocol repeats what matters
-        }
-        break;
-      }
+      case ActionKind::kSend: send_control(a.to, a.bytes); break;
       case ActionKind::kDeliver:
         counters_.delivered_bytes += a.delivery.payload.size();
         listener_->on_deliver(a.delivery);
         break;
       case ActionKind::kInstall:
         ++counters_.installs;
-        attach_now = true;
-        // Peers no longer in the view stop holding back our log (transport, "declare_gone").
-        for (NodeId n = 0; n < options_.shm.members; ++n) {
-          bool in = n == options_.shm.self;
-          for (const Uid u : a.view.list()) in = in || u.node == n;
-          if (!in && transport_->subscription(n) != nullptr && !transport_->peer_alive(n)) {
-            transport_->declare_gone(n);
-          }
-        }
+        in_view = 0;
+        for (const Uid u : a.view.list()) *in_view |= 1U << u.node;
         listener_->on_install(a.view);
         break;
       case ActionKind::kTakeSnapshot: {
@@ -247,10 +328,9 @@ void GroupEngine::carry_out() {
     }
   }
   member_->clear_actions();
-  // A new view may hold joiners whose files this member has not attached yet: attach them
-  // before appending anything of the view, so they read this log from here (transport/NOTES.md,
-  // "where a newly attached reader starts").
-  if (attach_now) (void)transport_->try_attach_peers();
+  // Before appending anything of a new view: departed peers stop holding our log back, and
+  // (shm) joiners' files are attached so they read this log from here on.
+  if (in_view) transport_->on_install(*in_view);
   if (!pending_appends_.empty()) flush_appends();
 }
 

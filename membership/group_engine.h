@@ -4,9 +4,12 @@
 // deliveries, views, snapshots handed to the listener. The public API (include/cohort/group.h)
 // sits on top of it.
 //
-// Threading: one thread owns the engine (the data core; today it also runs the control work,
-// Aeron's "shared" mode). submit() may be called from other threads: it goes through an MPSC
-// ring that poll() drains.
+// Threading, as Aeron's two modes (NOTES.md, "Threads"):
+// - shared: one thread calls poll(), which does everything;
+// - dedicated: the data thread calls poll() and a control thread calls poll_control_core();
+//   the control thread owns the control channel (its socket calls) and the liveness beat, and
+//   hands datagrams over to the data thread, and takes its outgoing ones, through SPSC rings.
+// submit() may be called from any thread: it goes through an MPSC ring that poll() drains.
 //
 // Record lifetime: the Member keeps pointers into records until a view change is over, longer
 // than a log subscription lends them (until its next release()); so the engine copies each
@@ -26,7 +29,8 @@
 #include "runtime/idle.h"
 #include "runtime/mpsc_ring.h"
 #include "runtime/result.h"
-#include "transport/shm/shm_transport.h"
+#include "membership/engine_transport.h"
+#include "runtime/spsc_ring.h"
 
 namespace cohort::membership {
 
@@ -42,8 +46,8 @@ class EngineListener {
 };
 
 struct EngineOptions {
-  transport::shm::ShmOptions shm;
   ProtocolConfig protocol;
+  bool dedicated = false;  // a control thread calls poll_control_core() (see above)
   bool bootstrap = false;
   uint32_t incarnation = 0;  // 0: chosen from the clock, higher than any earlier one here
 };
@@ -60,16 +64,26 @@ struct EngineCounters {
   uint64_t installs = 0;
   uint64_t delivered_bytes = 0;
   uint64_t submit_full = 0;
+  uint64_t control_ring_full = 0;  // dedicated mode: a datagram the ring between cores refused
 };
 
 class GroupEngine {
  public:
+  // Takes the transport (engine_transport.h: make_shm_engine_transport(), ...).
   static Result<std::unique_ptr<GroupEngine>> create(const EngineOptions& options,
+                                                     std::unique_ptr<EngineTransport> transport,
                                                      EngineListener* listener);
   ~GroupEngine();
 
   // One iteration of the loop; returns the work done. Data-core thread only.
   uint32_t poll();
+  // Dedicated mode: one iteration of the control core's loop (control datagrams in and out,
+  // the liveness beat); returns the work done. Control thread only.
+  uint32_t poll_control_core();
+  // Dedicated mode: the control loop's waker; the data core wakes it when it queues a datagram.
+  void set_control_waker(Waker* waker) noexcept { control_waker_ = waker; }
+  bool dedicated() const noexcept { return options_.dedicated; }
+  const EngineTransport& transport() const noexcept { return *transport_; }
   // The loop's waker (runtime/idle.h): submit() ends its park early.
   void set_waker(Waker* waker) noexcept { waker_ = waker; }
 
@@ -89,21 +103,37 @@ class GroupEngine {
   };
 
  private:
-  GroupEngine(const EngineOptions& options, EngineListener* listener);
+  GroupEngine(const EngineOptions& options, std::unique_ptr<EngineTransport> transport,
+              EngineListener* listener);
   Status setup();
   uint32_t poll_logs(TimeNs now);
   uint32_t poll_control(TimeNs now);
   uint32_t drain_submissions(TimeNs now);
-  void attach_and_watch(TimeNs now);
+  void maintain(TimeNs now);
+  void send_control(NodeId to, std::span<const std::byte> bytes);
+  uint32_t drain_control_in(TimeNs now);
   void carry_out();
   bool flush_appends();
   void prune_store();
 
   EngineOptions options_;
   EngineListener* listener_;
-  std::unique_ptr<transport::shm::ShmTransport> transport_;
+  std::unique_ptr<EngineTransport> transport_;
+  NodeId self_ = 0;
+  uint32_t nodes_ = 0;
   std::unique_ptr<Member> member_;
   Waker* waker_ = nullptr;
+  Waker* control_waker_ = nullptr;
+  // Dedicated mode: datagrams between the cores in fixed slots; the index rings carry slots
+  // filled (in, out) and give them back (in_free, out_free), each one producer and one consumer.
+  struct ControlSlot {
+    NodeId peer = 0;
+    uint32_t length = 0;
+    std::byte bytes[transport::kMaxControlBytes];
+  };
+  std::unique_ptr<ControlSlot[]> in_slots_, out_slots_;
+  std::unique_ptr<SpscRing<uint32_t>> in_, in_free_, out_, out_free_;
+  TimeNs control_next_beat_ns_ = 0;
   std::unique_ptr<MpscRing<Submission*>> submissions_;
   std::vector<std::unique_ptr<Submission>> submission_slots_;
   std::unique_ptr<MpscRing<Submission*>> free_slots_;
@@ -120,9 +150,7 @@ class GroupEngine {
   std::deque<Chunk> chunks_;
   std::vector<Chunk> spare_chunks_;
   TimeNs next_tick_ns_ = 0;
-  TimeNs next_attach_ns_ = 0;
-  std::array<bool, transport::kMaxMembers> alive_{};
-  std::array<uint64_t, transport::kMaxMembers> generation_{};
+  TimeNs next_maintain_ns_ = 0;
   EngineCounters counters_{};
 };
 

@@ -14,15 +14,19 @@
 //   (*group)->start();                      // the member's thread; or call poll() yourself
 //   (*group)->send(bytes, cohort::DeliveryMode::kTotal);
 //
-// Threading. A Group runs on one thread, its *data core*: either its own thread (start(),
-// pinned when a cpu is given) or the caller's, calling poll() in a loop. Every GroupListener
-// callback runs on that thread, to completion, one at a time; a callback must not block.
-// send() and leave() may be called from any thread: from another thread they go through a
-// bounded multi-producer queue to the data core. (The *dedicated* mode of DESIGN.md, with
-// failure detection and view changes on a second, control core, is not built yet: today one
-// thread runs both, Aeron's "shared" mode.)
+// Threading. A Group's *data core* is either its own thread (start(), pinned when a cpu is
+// given) or the caller's, calling poll() in a loop. Every GroupListener callback runs on that
+// thread, to completion, one at a time; a callback must not block. send() and leave() may be
+// called from any thread: from another thread they go through a bounded multi-producer queue
+// to the data core. Two modes, as Aeron's (GroupOptions::threading):
+//   shared     one thread does everything (small machines; one core per member in benchmarks)
+//   dedicated  a second, *control* thread owns the control channel (the view-change and
+//              heartbeat datagrams: their system calls) and the liveness beat, and talks to the
+//              data core through SPSC rings. The protocol's decisions (suspicion, the view
+//              change's state machine) stay on the data core: membership/NOTES.md, "Threads".
 //
-// Transports: "shm" (every member on this host; the default). udp, dpdk and rdma follow.
+// Transports: "shm" (every member on this host; the default), "udp" and "dpdk" (members at
+// fixed addresses, GroupOptions::peers). rdma follows.
 #pragma once
 
 #include <cstddef>
@@ -102,6 +106,26 @@ struct GroupOptions {
   uint64_t heartbeat_interval_us = 10'000;
   uint64_t suspect_timeout_us = 100'000;
   std::string idle = "backoff";  // busy | spin_yield | backoff (DESIGN.md principle 5)
+  // shared | dedicated | auto: dedicated when the machine has at least 4 cores.
+  std::string threading = "auto";
+  // udp, dpdk: "a.b.c.d:port" of every member, member i being entry i; slots is their count.
+  // Each member uses two ports, port and port + 1 (the control channel). A member that dies
+  // stays out until the group restarts (membership/NOTES.md: replicas are not reset for a new
+  // incarnation on these transports).
+  std::vector<std::string> peers;
+  // dpdk: the EAL's arguments, e.g. {"--no-huge", "--no-pci", "--file-prefix", "m0",
+  // "--vdev=net_memif0,role=server,socket=/tmp/m.sock"}; the first port the EAL finds is used.
+  std::vector<std::string> dpdk_eal_args;
+  // udp, dpdk, for tests: faults injected below the log (transport/fault/fault_port.h).
+  struct Faults {
+    double drop_rate = 0;
+    double duplicate_rate = 0;
+    double reorder_rate = 0;
+    uint64_t seed = 0;              // 0: random
+    std::vector<uint32_t> cut_off;  // members this one is partitioned from ...
+    uint64_t cut_after_ms = 0;      // ... from this long after create() ...
+    uint64_t cut_for_ms = ~0ULL;    // ... for this long
+  } faults;
 };
 
 enum class SendStatus : uint8_t {
@@ -136,11 +160,14 @@ class Group {
   Group(const Group&) = delete;
   Group& operator=(const Group&) = delete;
 
-  // Runs the member on a thread of its own (pinned to `cpu` when >= 0) until stop().
-  Status start(int cpu = -1);
+  // Runs the member on a thread of its own (pinned to `cpu` when >= 0) until stop(); in
+  // dedicated mode the control thread too (pinned to `control_cpu` when >= 0).
+  Status start(int cpu = -1, int control_cpu = -1);
   void stop();
-  // Or run it on the calling thread: one poll iteration; returns the work done (0: idle).
+  // Or run it on the calling thread: one poll iteration (of both loops in dedicated mode);
+  // returns the work done (0: idle).
   uint32_t poll();
+  bool dedicated() const noexcept;
 
   SendStatus send(std::span<const std::byte> bytes, DeliveryMode mode);
   void leave();

@@ -10,7 +10,7 @@
 namespace cohort {
 
 inline constexpr uint64_t kStatsMagic = 0x3174617473686f63ULL;  // "cohstat1"
-inline constexpr uint32_t kStatsVersion = 1;
+inline constexpr uint32_t kStatsVersion = 2;  // 2: the control core's rounds
 
 struct StatsPage {
   uint64_t magic;
@@ -37,6 +37,9 @@ struct StatsPage {
   std::atomic<uint64_t> append_backpressure;
   std::atomic<uint64_t> rounds;       // poll loop iterations
   std::atomic<uint64_t> busy_rounds;  // ... that did work: 1 - busy/rounds is the idle ratio
+  // Dedicated mode: the control core's loop, likewise (0 in shared mode: one loop does all).
+  std::atomic<uint64_t> control_rounds;
+  std::atomic<uint64_t> control_busy_rounds;
 };
 static_assert(sizeof(StatsPage) <= 4096, "the stats page is one 4 KiB page");
 static_assert(std::atomic<uint64_t>::is_always_lock_free);

@@ -51,6 +51,10 @@ std::span<const TxDatagram> FaultInjector::shape(const TxDatagram* tx, uint32_t 
   }
   for (uint32_t i = 0; i < n; ++i) {
     ++stats_.seen;
+    if (cut(tx[i].to, now_ns)) {
+      ++stats_.partitioned;
+      continue;
+    }
     if (uniform() < options_.drop_rate) {
       ++stats_.dropped;
       continue;

@@ -38,8 +38,16 @@ struct FaultOptions {
   uint64_t seed = 0;                   // 0: drawn from std::random_device at create(); see seed()
   uint32_t max_held = 128;             // datagrams held at once; beyond, they pass unharmed
   uint32_t max_datagram_bytes = 2048;  // larger datagrams are never held
+  // A partition: while partition_from_ns <= now < partition_until_ns (the clock the owner
+  // passes, runtime/clock.h's on every cohort transport), every datagram to or from a member
+  // in partition_peers (bit n: member n) is dropped, data and control alike. Set on one side,
+  // it cuts both directions: that side neither sends to them nor hears them.
+  uint32_t partition_peers = 0;
+  uint64_t partition_from_ns = 0;
+  uint64_t partition_until_ns = ~uint64_t{0};
   bool enabled() const noexcept {
-    return drop_rate > 0 || duplicate_rate > 0 || reorder_rate > 0 || delay_rate > 0;
+    return drop_rate > 0 || duplicate_rate > 0 || reorder_rate > 0 || delay_rate > 0 ||
+           partition_peers != 0;
   }
 };
 
@@ -52,6 +60,7 @@ struct alignas(kCacheLine) FaultStats {
   uint64_t delayed = 0;
   uint64_t released = 0;   // held datagrams sent at last
   uint64_t hold_full = 0;  // would have been held, but no slot was free or it was too large
+  uint64_t partitioned = 0;  // dropped by the partition, either way (not in dropped)
 };
 
 // The decisions and the held datagrams; FaultPort below connects them to a port.
@@ -66,6 +75,14 @@ class FaultInjector {
   const FaultOptions& options() const noexcept { return options_; }
   const FaultStats& stats() const noexcept { return stats_; }
   uint32_t held() const noexcept { return held_count_; }
+
+  // True when the partition cuts this member off from `peer` at now_ns.
+  bool cut(MemberId peer, uint64_t now_ns) const noexcept {
+    return peer < 32 && (options_.partition_peers >> peer & 1U) != 0 &&
+           now_ns >= options_.partition_from_ns && now_ns < options_.partition_until_ns;
+  }
+  // Counts a datagram the partition dropped outside shape() (received ones, control ones).
+  void count_partitioned() noexcept { ++stats_.partitioned; }
 
   // True when a held datagram may go out at now_ns.
   bool release_due(uint64_t now_ns) const noexcept {
@@ -136,13 +153,25 @@ class FaultPort {
     return injector_->settle(accepted);
   }
 
-  // Held datagrams whose time came also go out when the owner only receives.
+  // Held datagrams whose time came also go out when the owner only receives. Datagrams from a
+  // member the partition cuts off are dropped here.
   uint32_t recv_burst(RxDatagram* rx, uint32_t max, uint64_t now_ns) noexcept {
     if (injector_->release_due(now_ns)) send_burst(nullptr, 0, now_ns);
-    return inner_->recv_burst(rx, max, now_ns);
+    const uint32_t n = inner_->recv_burst(rx, max, now_ns);
+    if (injector_->options().partition_peers == 0) return n;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      if (injector_->cut(rx[i].from, now_ns)) {
+        injector_->count_partitioned();
+      } else {
+        rx[kept++] = rx[i];
+      }
+    }
+    return kept;
   }
 
   const FaultInjector& injector() const noexcept { return *injector_; }
+  FaultInjector& injector() noexcept { return *injector_; }
   Inner& inner() noexcept { return *inner_; }
 
  private:

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include "runtime/clock.h"
 #include "transport/udp/udp_transport.h"
 
 namespace cohort::transport::udp {
@@ -20,9 +21,18 @@ MemberId UdpTransport::control_member_of(const sockaddr_in& addr) const noexcept
   return dgram::kUnknownPeer;
 }
 
+// The fault decorator's partition holds for the control channel too (fault_port.h); counted
+// here, on the control core's own counters.
+bool UdpTransport::cut_off(MemberId peer) noexcept {
+  if (!fault_port_->injector().cut(peer, cohort::clock().now_ns())) return false;
+  ++control_stats_.partitioned;
+  return true;
+}
+
 SendStatus UdpTransport::send_control(MemberId to, std::span<const std::byte> bytes) noexcept {
   if (bytes.size() > kMaxControlBytes) return SendStatus::kTooLarge;
   if (to >= members() || to == options_.self) return SendStatus::kNoPeer;
+  if (options_.fault.partition_peers != 0 && cut_off(to)) return SendStatus::kOk;  // as lost
   // position: a per-sender sequence number of control frames, for people reading a capture.
   const wire::FrameFields fields{
       wire::FrameType::kControl, 0, group_id_, 0, options_.self, control_seq_++};
@@ -87,6 +97,7 @@ uint32_t UdpTransport::poll_control(ControlMessage* out, uint32_t max) noexcept 
       ++control_stats_.wrong_type;
       continue;
     }
+    if (options_.fault.partition_peers != 0 && cut_off(from)) continue;
     ++control_stats_.received;
     out[n++] = ControlMessage{from, f.payload};
   }

@@ -203,6 +203,7 @@ std::string UdpTransport::describe() const {
          " beyond window " + u(s.rx_beyond_window) + " ranges full " + u(s.rx_ranges_full) +
          "; faults seed " + u(faults().seed()) + " dropped " + u(f.dropped) + " duplicated " +
          u(f.duplicated) + " reordered " + u(f.reordered) + " delayed " + u(f.delayed) +
+         " partitioned " + u(f.partitioned + control_stats_.partitioned) +
          "; socket would-block " + u(p.tx_would_block) + " errors " + u(p.tx_errors + p.rx_errors);
 }
 

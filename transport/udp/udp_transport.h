@@ -144,6 +144,7 @@ class UdpTransport {
     uint64_t sender_mismatch = 0;
     uint64_t wrong_type = 0;
     uint64_t truncated = 0;
+    uint64_t partitioned = 0;  // sent or received across the fault decorator's partition
     wire::DecodeCounters decode;
   };
   const ControlStats& control_stats() const noexcept { return control_stats_; }
@@ -156,6 +157,7 @@ class UdpTransport {
   Status setup();
   Status open_control_socket();
   MemberId control_member_of(const sockaddr_in& addr) const noexcept;
+  bool cut_off(MemberId peer) noexcept;
 
   static constexpr uint32_t kControlBatch = 32;
   static constexpr uint32_t kControlFrameBytes =

@@ -1,0 +1,94 @@
+#include "membership/engine_transport.h"
+
+#include "membership/engine_transport_dgram.h"
+#include "transport/shm/shm_transport.h"
+#include "transport/udp/udp_transport.h"
+
+namespace cohort::membership {
+namespace {
+
+// Shared memory: peers' logs are mapped; a peer's process is seen to die by its flock (the
+// kernel drops it, SIGKILL included) and to be replaced by the attach generation.
+class ShmEngineTransport final : public EngineTransport {
+ public:
+  explicit ShmEngineTransport(std::unique_ptr<transport::shm::ShmTransport> t) : t_(std::move(t)) {}
+
+  const char* kind() const noexcept override { return "shm"; }
+  NodeId self() const noexcept override { return t_->self(); }
+  uint32_t members() const noexcept override { return t_->members(); }
+
+  transport::LogWriter& publication() noexcept override { return t_->publication(); }
+  uint32_t poll_records(NodeId peer, transport::RecordView* out, uint32_t max) noexcept override {
+    transport::LogReader* sub = t_->subscription(peer);
+    return sub == nullptr ? 0 : sub->poll(out, max);
+  }
+  void release(NodeId peer) noexcept override {
+    if (transport::LogReader* sub = t_->subscription(peer); sub != nullptr) sub->release();
+  }
+  // Peers no longer in the view stop holding back our log once their process is gone
+  // (transport, "declare_gone"); joiners' files are attached before anything of the view is
+  // appended, so they read this log from here (transport/NOTES.md, "where a newly attached
+  // reader starts").
+  void on_install(uint32_t in_view) noexcept override {
+    for (NodeId n = 0; n < t_->members(); ++n) {
+      if (n == t_->self() || (in_view >> n & 1U) != 0) continue;
+      if (t_->subscription(n) != nullptr && !t_->peer_alive(n)) t_->declare_gone(n);
+    }
+    (void)t_->try_attach_peers();
+  }
+
+  transport::SendStatus send_control(NodeId to, std::span<const std::byte> bytes) noexcept override {
+    return t_->send_control(to, bytes);
+  }
+  uint32_t poll_control(transport::ControlMessage* out, uint32_t max) noexcept override {
+    return t_->poll_control(out, max);
+  }
+  void beat() noexcept override { t_->beat(); }
+
+  uint32_t maintain(TimeNs now) noexcept override {
+    (void)now;
+    (void)t_->try_attach_peers();
+    uint32_t failed = 0;
+    for (NodeId n = 0; n < t_->members(); ++n) {
+      if (n == t_->self()) continue;
+      const bool alive = t_->subscription(n) != nullptr && t_->peer_alive(n);
+      // A process replaced within one scan shows only as a new attach generation.
+      const uint64_t generation = t_->attach_generation(n);
+      const bool replaced = generation != generation_[n] && generation_[n] != 0;
+      if (alive_[n] && (!alive || replaced)) failed |= 1U << n;
+      alive_[n] = alive;
+      generation_[n] = generation;
+    }
+    return failed;
+  }
+
+  std::string describe() const override {
+    return "shm control_drops=" + std::to_string(t_->control_drops());
+  }
+
+ private:
+  std::unique_ptr<transport::shm::ShmTransport> t_;
+  std::array<bool, transport::kMaxMembers> alive_{};
+  std::array<uint64_t, transport::kMaxMembers> generation_{};
+};
+
+}  // namespace
+
+Result<std::unique_ptr<EngineTransport>> make_shm_engine_transport(
+    const transport::shm::ShmOptions& options) {
+  auto t = transport::shm::ShmTransport::create(options);
+  if (!t.ok()) return std::move(t).error();
+  auto out = std::make_unique<ShmEngineTransport>(std::move(*t));
+  (void)out->maintain(0);  // attach whoever is there already
+  return std::unique_ptr<EngineTransport>(std::move(out));
+}
+
+Result<std::unique_ptr<EngineTransport>> make_udp_engine_transport(
+    const transport::udp::UdpOptions& options) {
+  auto t = transport::udp::UdpTransport::create(options);
+  if (!t.ok()) return std::move(t).error();
+  return std::unique_ptr<EngineTransport>(
+      std::make_unique<DgramEngineTransport<transport::udp::UdpTransport>>(std::move(*t), "udp"));
+}
+
+}  // namespace cohort::membership

@@ -1,0 +1,89 @@
+// EngineTransport: what the group engine needs of a transport, behind one small interface, so
+// one GroupEngine runs the protocol over shm, udp and dpdk alike.
+//
+// Why an interface and not a template (transport.h prefers templates): the engine copies every
+// record it polls and calls the Member per record, so one indirect call per burst and per peer
+// is noise beside that; and one engine binary serves every transport the process chooses at
+// start. The record loops inside each transport stay templates and inline.
+//
+// Threads: in shared mode one thread calls everything. In dedicated mode the control thread
+// owns send_control(), poll_control() and beat(), the data thread the rest: the transports
+// keep those two sets apart (udp_transport.h, dpdk_transport.h; shm's control socket and its
+// heartbeat counter touch no data-path state), and nothing here adds state shared by both.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "membership/protocol/types.h"
+#include "runtime/result.h"
+#include "transport/log/log.h"
+#include "transport/transport.h"
+
+namespace cohort::transport::shm {
+struct ShmOptions;
+}
+namespace cohort::transport::udp {
+struct UdpOptions;
+}
+namespace cohort::transport::dpdk {
+struct DpdkOptions;
+}
+
+namespace cohort::membership {
+
+class EngineTransport {
+ public:
+  virtual ~EngineTransport() = default;
+
+  virtual const char* kind() const noexcept = 0;  // "shm", "udp", "dpdk"
+  virtual NodeId self() const noexcept = 0;
+  virtual uint32_t members() const noexcept = 0;
+
+  // --- data path ---------------------------------------------------------------------------
+  virtual transport::LogWriter& publication() noexcept = 0;
+  // Up to max records of `peer`'s log, valid until release(peer); 0 for a peer not read.
+  virtual uint32_t poll_records(NodeId peer, transport::RecordView* out, uint32_t max) noexcept = 0;
+  virtual void release(NodeId peer) noexcept = 0;
+  // Datagram transports: receive a burst (before the logs are read) and send what is due
+  // (after the appends). Shared memory needs neither.
+  virtual uint32_t receive(TimeNs now) noexcept {
+    (void)now;
+    return 0;
+  }
+  virtual uint32_t flush(TimeNs now) noexcept {
+    (void)now;
+    return 0;
+  }
+  // A view was installed: stop counting departed peers against the writer, and (shm) attach
+  // joiners before anything of the view is appended. `in_view` has bit n set for node n.
+  virtual void on_install(uint32_t in_view) noexcept = 0;
+
+  // --- control path ------------------------------------------------------------------------
+  virtual transport::SendStatus send_control(NodeId to,
+                                             std::span<const std::byte> bytes) noexcept = 0;
+  virtual uint32_t poll_control(transport::ControlMessage* out, uint32_t max) noexcept = 0;
+  // This member's liveness signal, every millisecond (shm: a counter in its control page).
+  virtual void beat() noexcept {}
+  // Data path, every 20 ms: looks for new peers (shm: attaches their files) and returns, as a
+  // bit set, the peers the transport itself saw fail since the last call (shm: the peer's
+  // process died, SIGKILL included, or was replaced). Transports that cannot see that return
+  // 0 and leave detection to the protocol's heartbeats.
+  virtual uint32_t maintain(TimeNs now) noexcept = 0;
+
+  // One line of counters for logs (control path: it allocates).
+  virtual std::string describe() const = 0;
+};
+
+// The transports the engine runs on. Each error names the option to fix.
+Result<std::unique_ptr<EngineTransport>> make_shm_engine_transport(
+    const transport::shm::ShmOptions& options);
+Result<std::unique_ptr<EngineTransport>> make_udp_engine_transport(
+    const transport::udp::UdpOptions& options);
+// Built only with DPDK (meson option 'dpdk'); COHORT_HAVE_DPDK in cohort_build_config.h.
+Result<std::unique_ptr<EngineTransport>> make_dpdk_engine_transport(
+    const transport::dpdk::DpdkOptions& options);
+
+}  // namespace cohort::membership
