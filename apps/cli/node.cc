@@ -133,6 +133,22 @@ class App final : public GroupListener {
   std::atomic<bool> ended_{false};
 };
 
+// Splits on `sep`, dropping empty pieces and surrounding spaces.
+std::vector<std::string> split_words(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= text.size()) {
+    size_t end = text.find(sep, at);
+    if (end == std::string::npos) end = text.size();
+    std::string w = text.substr(at, end - at);
+    const size_t b = w.find_first_not_of(' ');
+    const size_t e = w.find_last_not_of(' ');
+    if (b != std::string::npos) out.push_back(w.substr(b, e - b + 1));
+    at = end + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<NodeOptions> load_node_options(const std::string& file, const std::vector<std::string>& sets,
@@ -144,6 +160,16 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
       .add_int("group.slots", d.slots, "slots of the group", 1, 32)
       .add_bool("group.bootstrap", d.bootstrap, "found the group instead of joining it")
       .add_string("group.shm_dir", d.shm_dir, "shared-memory folder; empty: /dev/shm/cohort-<uid>")
+      .add_string("group.transport", d.transport, "the transport", {"shm", "udp", "dpdk"})
+      .add_string("group.peers", "", "udp, dpdk: a.b.c.d:port of every member, comma-separated")
+      .add_string("runtime.threading", d.threading, "one thread, or data and control threads",
+                  {"shared", "dedicated", "auto"})
+      .add_string("dpdk.eal", d.dpdk_eal, "dpdk: the EAL's arguments, space-separated")
+      .add_double("fault.drop_rate", d.drop_rate, "udp, dpdk: datagrams lost, 0..1 (tests)")
+      .add_int_list("fault.cut_off", {}, "udp, dpdk: members this one is partitioned from", 0,
+                    31)
+      .add_int("fault.cut_after_ms", 0, "the partition starts this long after start", 0)
+      .add_int("fault.cut_for_ms", 0, "and lasts this long (0: to the end)", 0)
       .add_int("group.heartbeat_us", static_cast<int64_t>(d.heartbeat_us), "heartbeat interval",
                100)
       .add_int("group.suspect_us", static_cast<int64_t>(d.suspect_us),
@@ -180,6 +206,22 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
   o.slots = static_cast<uint32_t>(c.get_int("group.slots"));
   o.bootstrap = c.get_bool("group.bootstrap");
   o.shm_dir = c.get_string("group.shm_dir");
+  o.transport = c.get_string("group.transport");
+  o.peers = split_words(c.get_string("group.peers"), ',');
+  o.threading = c.get_string("runtime.threading");
+  o.dpdk_eal = c.get_string("dpdk.eal");
+  o.drop_rate = c.get_double("fault.drop_rate");
+  for (const int64_t n : c.get_int_list("fault.cut_off")) o.cut_off.push_back(static_cast<uint32_t>(n));
+  o.cut_after_ms = static_cast<uint64_t>(c.get_int("fault.cut_after_ms"));
+  o.cut_for_ms = static_cast<uint64_t>(c.get_int("fault.cut_for_ms"));
+  if (o.transport != "shm") {
+    if (o.peers.empty()) {
+      return Error(Errc::kInvalidArgument,
+                   "cohort node: transport " + o.transport +
+                       " needs --peers a.b.c.d:port,... (every member's address, in slot order)");
+    }
+    o.slots = static_cast<uint32_t>(o.peers.size());
+  }
   o.heartbeat_us = static_cast<uint64_t>(c.get_int("group.heartbeat_us"));
   o.suspect_us = static_cast<uint64_t>(c.get_int("group.suspect_us"));
   o.idle = c.get_string("runtime.idle_policy");
@@ -235,6 +277,14 @@ int run_node(const NodeOptions& o) {
   go.slots = o.slots;
   go.bootstrap = o.bootstrap;
   go.shm_dir = o.shm_dir;
+  go.transport = o.transport;
+  go.peers = o.peers;
+  go.threading = o.threading;
+  go.dpdk_eal_args = split_words(o.dpdk_eal, ' ');
+  go.faults.drop_rate = o.drop_rate;
+  go.faults.cut_off = o.cut_off;
+  go.faults.cut_after_ms = o.cut_after_ms;
+  if (o.cut_for_ms != 0) go.faults.cut_for_ms = o.cut_for_ms;
   go.idle = o.idle;
   go.heartbeat_interval_us = o.heartbeat_us;
   go.suspect_timeout_us = o.suspect_us;

@@ -24,6 +24,18 @@ struct NodeOptions {
   uint64_t run_ms = 10'000;    // how long to send
   uint64_t drain_ms = 1'000;   // then how long to keep delivering before leaving
   std::string log;             // delivery log file (empty: none)
+  // Transport (GroupOptions): shm, or udp/dpdk with every member's "a.b.c.d:port" in peers;
+  // shared, dedicated or auto threading; dpdk's EAL arguments, space-separated.
+  std::string transport = "shm";
+  std::vector<std::string> peers;
+  std::string threading = "auto";
+  std::string dpdk_eal;
+  // Faults injected below udp/dpdk logs (tests): loss, and a partition from `cut_off` members
+  // cut_after_ms after start, for cut_for_ms (0: for ever).
+  double drop_rate = 0;
+  std::vector<uint32_t> cut_off;
+  uint64_t cut_after_ms = 0;
+  uint64_t cut_for_ms = 0;
   uint64_t heartbeat_us = 10'000;
   uint64_t suspect_us = 100'000;
   // Benchmark knobs (cohort bench): run the member on the main thread (poll() and send in one
