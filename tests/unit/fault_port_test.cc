@@ -179,5 +179,46 @@ TEST(FaultPort, RefusesImpossibleOptionsNamingThem) {
   EXPECT_NE(f.error().message().find("drop 1.5"), std::string::npos) << f.error().message();
 }
 
+// A partition drops every datagram to and from the members it names, only inside its window,
+// and nothing else.
+TEST(FaultPort, PartitionCutsBothWaysInsideItsWindowOnly) {
+  struct TwoWayPort : RecordingPort {
+    std::vector<RxDatagram> incoming;
+    uint32_t recv_burst(RxDatagram* rx, uint32_t max, uint64_t) noexcept {
+      uint32_t n = 0;
+      for (; n < max && n < incoming.size(); ++n) rx[n] = incoming[n];
+      return n;
+    }
+  };
+  TwoWayPort inner;
+  const std::byte b[4] = {};
+  for (MemberId from : {0u, 1u, 2u}) inner.incoming.push_back(RxDatagram{from, {b, 4}});
+  FaultOptions o;
+  o.partition_peers = 1U << 1 | 1U << 2;
+  o.partition_from_ns = 1000;
+  o.partition_until_ns = 2000;
+  auto port = FaultPort<TwoWayPort>::create(&inner, o);
+  ASSERT_TRUE(port.ok());
+  const TxDatagram tx[3] = {{0, {b, 4}}, {1, {b, 4}}, {2, {b, 4}}};
+  RxDatagram rx[8];
+  // Before the window: everything passes.
+  EXPECT_EQ(port->send_burst(tx, 3, 999), 3u);
+  EXPECT_EQ(inner.sent.size(), 3u);
+  EXPECT_EQ(port->recv_burst(rx, 8, 999), 3u);
+  // Inside: only member 0, either way; the rest count as consumed (lost), not refused.
+  EXPECT_EQ(port->send_burst(tx, 3, 1000), 3u);
+  ASSERT_EQ(inner.sent.size(), 4u);
+  EXPECT_EQ(inner.sent.back().first, 0u);
+  ASSERT_EQ(port->recv_burst(rx, 8, 1999), 1u);
+  EXPECT_EQ(rx[0].from, 0u);
+  EXPECT_EQ(port->injector().stats().partitioned, 4u);
+  EXPECT_TRUE(port->injector().cut(2, 1500));
+  EXPECT_FALSE(port->injector().cut(0, 1500));
+  // After: healed.
+  EXPECT_EQ(port->send_burst(tx, 3, 2000), 3u);
+  EXPECT_EQ(inner.sent.size(), 7u);
+  EXPECT_EQ(port->recv_burst(rx, 8, 2000), 3u);
+}
+
 }  // namespace
 }  // namespace cohort::transport::fault
