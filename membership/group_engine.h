@@ -150,6 +150,7 @@ class GroupEngine {
   std::deque<Chunk> chunks_;
   std::vector<Chunk> spare_chunks_;
   TimeNs next_tick_ns_ = 0;
+  TimeNs next_control_poll_ns_ = 0;
   TimeNs next_maintain_ns_ = 0;
   EngineCounters counters_{};
 };
