@@ -69,11 +69,13 @@ int print_once(const std::string& folder) {
       const uint64_t drops = p->records_malformed.load(r) + p->records_stale.load(r) +
                              p->control_malformed.load(r) + p->control_stale.load(r) +
                              p->control_send_failed.load(r);
-      const uint64_t rounds = p->rounds.load(r);
-      const double idle = rounds == 0
-                              ? 0.0
-                              : 100.0 * static_cast<double>(rounds - p->busy_rounds.load(r)) /
-                                    static_cast<double>(rounds);
+      auto idle_pct = [](uint64_t rounds, uint64_t busy) {
+        return rounds == 0 ? 0.0
+                           : 100.0 * static_cast<double>(rounds - busy) /
+                                 static_cast<double>(rounds);
+      };
+      const double idle = idle_pct(p->rounds.load(r), p->busy_rounds.load(r));
+      const uint64_t control_rounds = p->control_rounds.load(r);
       std::printf("%-12s %7d %-8s %6" PRIu64 " %-30s %10" PRIu64 " %10" PRIu64 " %12" PRIu64
                   " %8" PRIu64 " %10" PRIu64 " %6.1f\n",
                   who, p->pid, state_name(p->state.load(r)), p->view_id.load(r),
@@ -85,6 +87,10 @@ int print_once(const std::string& folder) {
                   "", p->records_malformed.load(r), p->records_stale.load(r),
                   p->control_malformed.load(r), p->control_stale.load(r),
                   p->control_send_failed.load(r), p->append_backpressure.load(r));
+      if (control_rounds != 0) {  // dedicated mode: the control core's own idle ratio
+        std::printf("%-12s control core idle %.1f%%\n", "",
+                    idle_pct(control_rounds, p->control_busy_rounds.load(r)));
+      }
       ++live;
     }
     munmap(map, 4096);
