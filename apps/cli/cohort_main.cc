@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
       {"--mode", "node.mode", "fifo | total | safe"},
       {"--run-ms", "node.run_ms", "how long to send"},
       {"--drain-ms", "node.drain_ms", "then how long to deliver before leaving"},
-      {"--log", "node.log", "write every delivery to this file"},
+      {"--log", "node.log", "log sends, deliveries, views and events here (node_log.h)"},
       {"--heartbeat-us", "group.heartbeat_us", "heartbeat interval"},
       {"--suspect-us", "group.suspect_us", "silence before a member is suspected"},
       {"--inline", "node.inline", "run the member on the main thread (bench)", true},
@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
       {"--flood", "node.flood", "send as fast as backpressure allows", true},
       {"--all-latency", "node.all_latency", "latency of every delivery, not own only", true},
       {"--wait-members", "node.wait_members", "send once the view has this many members"},
+      {"--rejoin", "node.rejoin", "when removed, join again as a new incarnation", true},
   };
   std::vector<std::pair<const Flag*, CLI::Option*>> given;
   std::vector<std::string> flag_values(std::size(kFlags));

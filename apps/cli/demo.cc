@@ -219,17 +219,21 @@ bool Demo::compare_logs() {
   std::map<size_t, std::map<uint64_t, std::vector<std::string>>> logs;
   std::map<size_t, std::vector<uint64_t>> order;
   for (const Child& c : children_) {
+    // `cohort node --log` lines (apps/cli/node_log.h): `<t_ns> <kind> key=value ...`; a
+    // delivery is compared without its time.
     std::ifstream in(c.log);
     std::string line;
     uint64_t view = 0;
     while (std::getline(in, line)) {
-      if (line.rfind("view ", 0) == 0) {
-        view = std::strtoull(line.c_str() + 5, nullptr, 10);
+      const size_t kind = line.find(' ');
+      if (kind == std::string::npos) continue;
+      if (line.compare(kind + 1, 5, "view ") == 0) {
+        view = field_u64(line, "id");
         order[c.index].push_back(view);
         logs[c.index][view];
-        continue;
+      } else if (line.compare(kind + 1, 8, "deliver ") == 0) {
+        logs[c.index][view].push_back(line.substr(kind + 1));
       }
-      logs[c.index][view].push_back(line);
     }
   }
   uint64_t views_compared = 0, lines_compared = 0, mismatches = 0;

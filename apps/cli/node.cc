@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "apps/cli/lines.h"
+#include "apps/cli/node_log.h"
 #include "cohort/group.h"
 #include "runtime/config.h"
 #include "runtime/histogram.h"
@@ -20,11 +21,6 @@ namespace cohort::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
-
-uint64_t fnv(std::span<const std::byte> bytes, uint64_t h = 0xcbf29ce484222325ULL) {
-  for (std::byte b : bytes) h = (h ^ static_cast<uint8_t>(b)) * 0x100000001b3ULL;
-  return h;
-}
 
 // (snprintf rather than string concatenation: g++ 12 warns falsely on the latter, -Wrestrict.)
 std::string uid_text(MemberUid u) {
@@ -42,9 +38,30 @@ std::string list_text(const std::vector<MemberUid>& v) {
   return s.empty() ? "-" : s;
 }
 
-// The application of the demo: it counts what it delivered and folds every delivery, in order,
-// into a hash, so two members with equal states delivered the same messages in the same order.
-// The state is what a joiner gets by state transfer.
+const char* mode_text(DeliveryMode mode) {
+  switch (mode) {
+    case DeliveryMode::kFifo: return "fifo";
+    case DeliveryMode::kTotal: return "total";
+    case DeliveryMode::kSafe: return "safe";
+  }
+  return "?";
+}
+
+const char* status_text(SendStatus status) {
+  switch (status) {
+    case SendStatus::kOk: return "ok";
+    case SendStatus::kFull: return "full";
+    case SendStatus::kTooLarge: return "too_large";
+    case SendStatus::kNotMember: return "not_member";
+  }
+  return "?";
+}
+
+// The application of the demo and of the integration tests: tests/sim's application (the count
+// of deliveries and the order-free sum of their message_hash, node_log.h), so a checker reads
+// its snapshots as they are. The state is what a joiner gets by state transfer. With a log,
+// every delivery, view, restore and event is written there (the format: node_log.h); the
+// main thread writes its sends, leave and stop through the log_*() calls.
 class App final : public GroupListener {
  public:
   App(uint32_t node, std::FILE* log, bool all_latency)
@@ -55,14 +72,15 @@ class App final : public GroupListener {
 
   void on_deliver(const Message& m) override {
     ++count_;
-    const uint64_t h = fnv(m.bytes);
-    state_hash_ = (state_hash_ ^ h) * 0x100000001b3ULL;
     uint64_t sent_ns = 0;
-    uint32_t from = ~0U;
-    if (m.bytes.size() >= 12) {
+    uint32_t from = ~0U, seq = 0, incarnation = 0;
+    if (m.bytes.size() >= kPayloadHead) {
       std::memcpy(&sent_ns, m.bytes.data(), 8);
       std::memcpy(&from, m.bytes.data() + 8, 4);
+      std::memcpy(&seq, m.bytes.data() + 12, 4);
+      std::memcpy(&incarnation, m.bytes.data() + 16, 4);
     }
+    sum_ += message_hash(message_id(from, incarnation, seq));
     if (sent_ns != 0) {
       if (stamped_ == 0) first_ns_ = steady_ns();
       last_ns_ = steady_ns();
@@ -74,54 +92,115 @@ class App final : public GroupListener {
       latency_.record(now > sent_ns ? now - sent_ns : 0);
     }
     if (log_ != nullptr) {
-      std::fprintf(log_, "v%" PRIu64 " g%" PRIu64 " %s q%u %016" PRIx64 "\n", m.view, m.gseq,
-                   uid_text(m.sender).c_str(), m.sseq, h);
+      std::fprintf(log_,
+                   "%" PRIu64 " deliver view=%" PRIu64 " gseq=%" PRIu64
+                   " from=n%u.%u sseq=%u mode=%s id=%u.%u.%u hash=%016" PRIx64 "\n",
+                   steady_ns(), m.view, m.gseq, m.sender.node, m.sender.incarnation, m.sseq,
+                   mode_text(m.mode), from, incarnation, seq, fnv1a(m.bytes));
     }
   }
 
   void on_view(const ViewInfo& v) override {
+    const uint64_t now = steady_ns();
+    const std::string members = list_text(v.members);
     // The state printed is the state at the view boundary: what a joiner of this view restores.
     std::printf("event view %" PRIu64 " t=%" PRIu64
                 " members=%s joined=%s departed=%s count=%" PRIu64 " hash=%016" PRIx64 "\n",
-                v.id, steady_ns(), list_text(v.members).c_str(), list_text(v.joined).c_str(),
-                list_text(v.departed).c_str(), count_, state_hash_);
+                v.id, now, members.c_str(), list_text(v.joined).c_str(),
+                list_text(v.departed).c_str(), count_, sum_);
     std::fflush(stdout);
-    if (log_ != nullptr)
-      std::fprintf(log_, "view %" PRIu64 " %s\n", v.id, list_text(v.members).c_str());
+    if (log_ != nullptr) {
+      std::fprintf(log_, "%" PRIu64 " view id=%" PRIu64 " members=%s\n", now, v.id,
+                   members.c_str());
+    }
     views_.fetch_add(1, std::memory_order_release);
   }
 
   std::vector<std::byte> snapshot() override {
     std::vector<std::byte> s(16);
     std::memcpy(s.data(), &count_, 8);
-    std::memcpy(s.data() + 8, &state_hash_, 8);
+    std::memcpy(s.data() + 8, &sum_, 8);
     return s;
   }
 
   void restore(std::span<const std::byte> state) override {
+    const uint64_t now = steady_ns();
     if (state.size() == 16) {
       std::memcpy(&count_, state.data(), 8);
-      std::memcpy(&state_hash_, state.data() + 8, 8);
+      std::memcpy(&sum_, state.data() + 8, 8);
     }
-    std::printf("event restored t=%" PRIu64 " count=%" PRIu64 " hash=%016" PRIx64 "\n", steady_ns(),
-                count_, state_hash_);
+    std::printf("event restored t=%" PRIu64 " count=%" PRIu64 " hash=%016" PRIx64 "\n", now,
+                count_, sum_);
     std::fflush(stdout);
+    if (log_ != nullptr) {
+      std::fprintf(log_, "%" PRIu64 " restore snap=", now);
+      for (std::byte b : state) std::fprintf(log_, "%02x", static_cast<unsigned>(b));
+      std::fprintf(log_, "%s\n", state.empty() ? "-" : "");
+    }
   }
 
   void on_event(GroupEvent e) override {
-    std::printf("event %s t=%" PRIu64 "\n", group_event_name(e), steady_ns());
+    const uint64_t now = steady_ns();
+    std::printf("event %s t=%" PRIu64 "\n", group_event_name(e), now);
     std::fflush(stdout);
+    if (log_ != nullptr) std::fprintf(log_, "%" PRIu64 " %s\n", now, group_event_name(e));
+    if (e == GroupEvent::kRemoved) removed_.store(true, std::memory_order_release);
     if (e != GroupEvent::kCutOff) ended_.store(true, std::memory_order_release);
   }
 
   void on_peer_failed(uint32_t node) override {
-    std::printf("event peer_failed n%u t=%" PRIu64 "\n", node, steady_ns());
+    const uint64_t now = steady_ns();
+    std::printf("event peer_failed n%u t=%" PRIu64 "\n", node, now);
     std::fflush(stdout);
+    if (log_ != nullptr) std::fprintf(log_, "%" PRIu64 " peer_failed node=%u\n", now, node);
+  }
+
+  // --- the main thread's lines ---------------------------------------------------------------
+  // `t_ns` was read before Group::create(), whose founder installs view 1 inside.
+  void log_start(uint64_t t_ns, MemberUid self, bool founder) {
+    if (log_ == nullptr) return;
+    std::fprintf(log_, "%" PRIu64 " start self=n%u.%u founder=%d\n", t_ns, self.node,
+                 self.incarnation, founder ? 1 : 0);
+    std::fflush(log_);
+  }
+  // Before send(), and flushed: a process killed with SIGKILL right after send() must not take
+  // with it the line of a message its peers deliver.
+  void log_send(uint64_t t_ns, MemberUid self, uint32_t seq, DeliveryMode mode,
+                std::span<const std::byte> payload) {
+    if (log_ == nullptr) return;
+    std::fprintf(log_, "%" PRIu64 " send id=%u.%u.%u mode=%s size=%zu hash=%016" PRIx64 "\n",
+                 t_ns, self.node, self.incarnation, seq, mode_text(mode), payload.size(),
+                 fnv1a(payload));
+    std::fflush(log_);
+  }
+  void log_sent(MemberUid self, uint32_t seq, SendStatus status) {
+    if (log_ == nullptr) return;
+    std::fprintf(log_, "%" PRIu64 " sent id=%u.%u.%u result=%s\n", steady_ns(), self.node,
+                 self.incarnation, seq, status_text(status));
+  }
+  void log_leave() {
+    if (log_ == nullptr) return;
+    std::fprintf(log_, "%" PRIu64 " leave\n", steady_ns());
+    std::fflush(log_);
+  }
+  // After Group::stop(): every line of that incarnation is above.
+  void log_stop(MemberUid self) {
+    if (log_ == nullptr) return;
+    std::fprintf(log_, "%" PRIu64 " stop self=n%u.%u\n", steady_ns(), self.node, self.incarnation);
+    std::fflush(log_);
   }
 
   bool ended() const { return ended_.load(std::memory_order_acquire); }
+  bool removed() const { return removed_.load(std::memory_order_acquire); }
+  // A new incarnation starts empty and restores the group's state. Only while no Group runs.
+  void reset() {
+    count_ = 0;
+    sum_ = 0;
+    removed_.store(false, std::memory_order_relaxed);
+    ended_.store(false, std::memory_order_relaxed);
+  }
   uint64_t count_ = 0;
-  uint64_t state_hash_ = 0;
+  uint64_t sum_ = 0;
   uint64_t stamped_ = 0, first_ns_ = 0, last_ns_ = 0;  // deliveries of timestamped messages
   Histogram latency_;
 
@@ -131,6 +210,7 @@ class App final : public GroupListener {
   bool all_latency_;
   std::atomic<uint64_t> views_{0};
   std::atomic<bool> ended_{false};
+  std::atomic<bool> removed_{false};
 };
 
 // Splits on `sep`, dropping empty pieces and surrounding spaces.
@@ -182,12 +262,13 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
                   {"fifo", "total", "safe"})
       .add_int("node.run_ms", static_cast<int64_t>(d.run_ms), "how long to send", 0)
       .add_int("node.drain_ms", static_cast<int64_t>(d.drain_ms), "then how long to deliver", 0)
-      .add_string("node.log", d.log, "a file for every delivery; empty: none")
+      .add_string("node.log", d.log, "a log of sends, deliveries, views, events; empty: none")
       .add_bool("node.inline", d.inline_loop, "run the member on the main thread (bench)")
       .add_int("node.pin", d.pin, "pin the member's thread to this cpu; -1: no", -1, 4095)
       .add_bool("node.flood", d.flood, "send as fast as backpressure allows (bench)")
       .add_bool("node.all_latency", d.all_latency, "latency of every delivery, not own only")
-      .add_int("node.wait_members", d.wait_members, "send once the view has this many", 1, 32);
+      .add_int("node.wait_members", d.wait_members, "send once the view has this many", 1, 32)
+      .add_bool("node.rejoin", d.rejoin, "when removed, join again as a new incarnation");
   ConfigSources sources;
   if (!file.empty()) sources.file_path = file;
   sources.env = capture_environment();
@@ -236,6 +317,7 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
   o.flood = c.get_bool("node.flood");
   o.all_latency = c.get_bool("node.all_latency");
   o.wait_members = static_cast<uint32_t>(c.get_int("node.wait_members"));
+  o.rejoin = c.get_bool("node.rejoin");
   if (o.node >= o.slots) {
     return Error(Errc::kInvalidArgument,
                  "cohort node: slot " + std::to_string(o.node) +
@@ -266,6 +348,7 @@ int run_node(const NodeOptions& o) {
                    std::strerror(errno));
       return 1;
     }
+    std::setvbuf(log, nullptr, _IOFBF, 1 << 20);  // flushed at every send (App::log_send)
   }
   std::signal(SIGTERM, [](int) { g_stop.store(true); });
   std::signal(SIGINT, [](int) { g_stop.store(true); });
@@ -288,18 +371,29 @@ int run_node(const NodeOptions& o) {
   go.idle = o.idle;
   go.heartbeat_interval_us = o.heartbeat_us;
   go.suspect_timeout_us = o.suspect_us;
-  auto group = Group::create(go, &app);
-  if (!group.ok()) {
-    std::fprintf(stderr, "cohort node: %s\n", group.error().message().c_str());
-    return 1;
-  }
-  Group& g = **group;
-  if (!o.inline_loop) {
-    if (auto st = g.start(o.pin); !st.ok()) {
-      std::fprintf(stderr, "cohort node: %s\n", st.error().message().c_str());
-      return 1;
+  // Creates and starts the Group; a rejoin makes a new one (a new incarnation).
+  std::unique_ptr<Group> g;
+  auto open_group = [&]() -> bool {
+    const uint64_t t_create = steady_ns();  // before create(): a founder installs view 1 in it
+    auto group = Group::create(go, &app);
+    if (!group.ok()) {
+      std::fprintf(stderr, "cohort node: %s\n", group.error().message().c_str());
+      return false;
     }
-  } else if (o.pin >= 0) {
+    g = std::move(*group);
+    if (!o.inline_loop) {
+      if (auto st = g->start(o.pin); !st.ok()) {
+        std::fprintf(stderr, "cohort node: %s\n", st.error().message().c_str());
+        return false;
+      }
+    }
+    app.log_start(t_create, g->self(), go.bootstrap);
+    std::printf("event started t=%" PRIu64 " self=%s\n", steady_ns(), uid_text(g->self()).c_str());
+    std::fflush(stdout);
+    return true;
+  };
+  if (!open_group()) return 1;
+  if (o.inline_loop && o.pin >= 0) {
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(o.pin, &set);
@@ -309,8 +403,6 @@ int run_node(const NodeOptions& o) {
       return 1;
     }
   }
-  std::printf("event started t=%" PRIu64 " self=%s\n", steady_ns(), uid_text(g.self()).c_str());
-  std::fflush(stdout);
   // Waiting: the member's own thread works meanwhile; inline, this thread polls it.
   auto idle_until = [&](uint64_t deadline_ns) {
     if (!o.inline_loop) {
@@ -322,13 +414,13 @@ int run_node(const NodeOptions& o) {
       return;
     }
     do {
-      g.poll();
+      g->poll();
     } while (steady_ns() < deadline_ns);
   };
 
   // Wait to be in a view (of wait_members at least), then send for run_ms.
   const uint64_t t0 = steady_ns();
-  while ((!g.in_view() || g.stats().view_members < o.wait_members) && !g_stop.load() &&
+  while ((!g->in_view() || g->stats().view_members < o.wait_members) && !g_stop.load() &&
          !app.ended() && steady_ns() - t0 < 10'000'000'000ULL) {
     idle_until(steady_ns() + 1'000'000);
   }
@@ -337,19 +429,41 @@ int run_node(const NodeOptions& o) {
   std::vector<std::byte> payload(o.size);
   uint32_t seq = 0;
   auto send_one = [&](uint64_t now) {
+    const MemberUid self = g->self();
     std::memcpy(payload.data(), &now, 8);
     std::memcpy(payload.data() + 8, &o.node, 4);
     std::memcpy(payload.data() + 12, &seq, 4);
-    const SendStatus st = g.send(payload, mode);
+    std::memcpy(payload.data() + 16, &self.incarnation, 4);
+    app.log_send(now, self, seq, mode, payload);  // on disk before any peer can deliver it
+    const SendStatus st = g->send(payload, mode);
+    app.log_sent(self, seq, st);
+    ++seq;  // one number per send() call: each attempt is a message of its own (node_log.h)
     if (st == SendStatus::kOk) {
       ++sent;
-      ++seq;
     } else if (st == SendStatus::kFull) {
       ++full;
     }
     return st;
   };
-  while (!g_stop.load() && !app.ended() && steady_ns() - start < o.run_ms * 1'000'000) {
+  // --rejoin: a member the group removed (suspected while it was stopped, say) joins again in
+  // this process as a new incarnation: a fresh Group, which gets the state by transfer. The old
+  // Group is stopped first, so nothing of the old incarnation runs beside the new one.
+  auto rejoin = [&]() -> bool {
+    if (!o.rejoin || !app.removed() || g_stop.load()) return false;
+    g->stop();
+    app.log_stop(g->self());
+    g.reset();
+    app.reset();
+    go.bootstrap = false;
+    seq = 0;
+    return open_group();
+  };
+  while (!g_stop.load() && steady_ns() - start < o.run_ms * 1'000'000) {
+    if (app.ended() && !rejoin()) break;
+    if (!g->in_view()) {  // joining again after a rejoin
+      idle_until(steady_ns() + 1'000'000);
+      continue;
+    }
     const uint64_t now = steady_ns();
     if (o.rate == 0 && !o.flood) {  // a receiver: deliver for run_ms
       idle_until(now + 1'000'000);
@@ -372,16 +486,23 @@ int run_node(const NodeOptions& o) {
     if (st == SendStatus::kNotMember) idle_until(steady_ns() + 1'000'000);  // between views
   }
   const uint64_t drain_end = steady_ns() + o.drain_ms * 1'000'000;
-  while (!g_stop.load() && !app.ended() && steady_ns() < drain_end)
+  while (g != nullptr && !g_stop.load() && steady_ns() < drain_end) {
+    if (app.ended() && !rejoin()) break;
     idle_until(steady_ns() + 1'000'000);
-  const uint64_t elapsed_ns = steady_ns() - start;
-  if (!app.ended()) {
-    g.leave();
-    const uint64_t leave_deadline = steady_ns() + 2'000'000'000ULL;
-    while (!app.ended() && steady_ns() < leave_deadline) idle_until(steady_ns() + 1'000'000);
   }
-  g.stop();
-  const GroupStats s = g.stats();
+  const uint64_t elapsed_ns = steady_ns() - start;
+  GroupStats s;
+  if (g != nullptr) {  // (null only when a rejoin could not create its Group)
+    if (!app.ended()) {
+      app.log_leave();
+      g->leave();
+      const uint64_t leave_deadline = steady_ns() + 2'000'000'000ULL;
+      while (!app.ended() && steady_ns() < leave_deadline) idle_until(steady_ns() + 1'000'000);
+    }
+    g->stop();
+    app.log_stop(g->self());
+    s = g->stats();
+  }
   std::printf("stats node=%u sent=%" PRIu64 " full=%" PRIu64 " delivered=%" PRIu64 " bytes=%" PRIu64
               " views=%" PRIu64 " elapsed_ms=%" PRIu64 " lat_n=%" PRIu64
               " p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f rate_per_s=%.0f\n",
@@ -395,7 +516,7 @@ int run_node(const NodeOptions& o) {
                                                  static_cast<double>(app.last_ns_ - app.first_ns_)
                                            : 0.0);
   std::printf("state node=%u count=%" PRIu64 " hash=%016" PRIx64 "\n", o.node, app.count_,
-              app.state_hash_);
+              app.sum_);
   std::fflush(stdout);
   if (log != nullptr) std::fclose(log);
   return 0;

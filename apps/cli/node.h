@@ -23,7 +23,7 @@ struct NodeOptions {
   std::string mode = "total";  // fifo | total | safe
   uint64_t run_ms = 10'000;    // how long to send
   uint64_t drain_ms = 1'000;   // then how long to keep delivering before leaving
-  std::string log;             // delivery log file (empty: none)
+  std::string log;             // the run's log (apps/cli/node_log.h; empty: none)
   // Transport (GroupOptions): shm, or udp/dpdk with every member's "a.b.c.d:port" in peers;
   // shared, dedicated or auto threading; dpdk's EAL arguments, space-separated.
   std::string transport = "shm";
@@ -47,6 +47,9 @@ struct NodeOptions {
   bool flood = false;
   bool all_latency = false;
   uint32_t wait_members = 1;
+  // When the group removes this member (kRemoved), join again as a new incarnation in this
+  // process (a fresh Group; the state comes by transfer), logging under the new uid.
+  bool rejoin = false;
 };
 
 int run_node(const NodeOptions& options);
