@@ -30,6 +30,21 @@ uint64_t now_ns() {
 
 constexpr auto kRetryFull = std::chrono::milliseconds(1);
 
+// The service whose group callback this thread is running, if any: a blocking call from there
+// would wait for a delivery that only this thread can make.
+thread_local const void* t_in_callback = nullptr;
+
+class InCallback {
+ public:
+  explicit InCallback(const void* service) : saved_(t_in_callback) { t_in_callback = service; }
+  ~InCallback() { t_in_callback = saved_; }
+  InCallback(const InCallback&) = delete;
+  InCallback& operator=(const InCallback&) = delete;
+
+ private:
+  const void* saved_;
+};
+
 }  // namespace
 
 struct LockService::Impl final : GroupListener {
@@ -56,7 +71,6 @@ struct LockService::Impl final : GroupListener {
   std::map<uint64_t, Pending> pending;
   bool stopping = false;
   std::thread timer;
-  std::atomic<std::thread::id> data_thread{};
 
   ~Impl() override {
     {
@@ -67,11 +81,7 @@ struct LockService::Impl final : GroupListener {
     if (timer.joinable()) timer.join();
   }
 
-  bool on_data_core() const {
-    // relaxed: only the data core itself stores its id, so only it can read its own id back.
-    return data_thread.load(std::memory_order_relaxed) == std::this_thread::get_id();
-  }
-  void mark_data_core() { data_thread.store(std::this_thread::get_id(), std::memory_order_relaxed); }
+  bool on_data_core() const { return t_in_callback == this; }
 
   // Under mu: send what the core queued; turn its events into work.
   void settle(Work* work) {
@@ -108,7 +118,7 @@ struct LockService::Impl final : GroupListener {
 
   // --- GroupListener, on the data core ----------------------------------------------------------
   void on_deliver(const Message& m) override {
-    mark_data_core();
+    InCallback in(this);
     Work work;
     bool lock_op = false;
     {
@@ -124,7 +134,7 @@ struct LockService::Impl final : GroupListener {
   }
 
   void on_view(const ViewInfo& view) override {
-    mark_data_core();
+    InCallback in(this);
     Work work;
     {
       std::lock_guard<std::mutex> g(mu);
@@ -136,7 +146,7 @@ struct LockService::Impl final : GroupListener {
   }
 
   void on_event(GroupEvent event) override {
-    mark_data_core();
+    InCallback in(this);
     Work work;
     work.why = event;
     {
@@ -170,7 +180,7 @@ struct LockService::Impl final : GroupListener {
   }
 
   void restore(std::span<const std::byte> state) override {
-    mark_data_core();
+    InCallback in(this);
     uint32_t len = 0;
     if (state.size() >= 4) {
       for (int i = 0; i < 4; ++i) len |= uint32_t{static_cast<uint8_t>(state[i])} << (8 * i);
@@ -205,7 +215,10 @@ struct LockService::Impl final : GroupListener {
       settle(&work);
       if (work.callbacks.empty() && work.lost.empty()) continue;
       lk.unlock();
-      run(work);
+      {
+        InCallback in(this);
+        run(work);
+      }
       lk.lock();
     }
   }

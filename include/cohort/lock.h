@@ -22,8 +22,11 @@
 //
 // Threading. Callbacks (an asynchronous acquire's outcome, the lost-locks callback, and the
 // forwarded GroupListener calls) run on the group's data core, one at a time, and must not
-// block. acquire() (blocking) is for ordinary threads, never the data core. Everything else may
-// be called from any thread, callbacks included.
+// block (the one exception: a request the group's send queue kept refusing and then answered
+// kNotMember is answered from the service's timer thread). acquire() and try_acquire() block
+// and are for ordinary threads: from a callback they answer kInvalid, and they must not be
+// called from the thread that polls the group (it would wait for a delivery only it can make).
+// Everything else may be called from any thread, callbacks included.
 #pragma once
 
 #include <chrono>
@@ -56,8 +59,8 @@ enum class LockStatus : uint8_t {
   kNotHeld,    // release() of a grant this member does not hold (released, or lost)
   kNotMember,  // this member is not in a view (joining, removed or left): nothing was sent
   kFull,       // the group's send queue is full: try again
-  kInvalid,    // a name of 0 or more than kMaxLockNameBytes bytes, or a blocking call on the
-               // data core
+  kInvalid,    // a name of 0 or more than kMaxLockNameBytes bytes, or a blocking call from a
+               // callback
   kRefused,    // the lock table's limits (live locks, waiters per lock) refused the request,
                // at every member alike
 };

@@ -27,11 +27,7 @@ void on_abort(int sig) {
     // relaxed: a best-effort report on the way down; no ordering with anything else matters.
     const uint64_t seed = g_running[i].load(std::memory_order_relaxed);
     if (seed == 0) continue;
-    SeedConfig c;
-    c.seed = seed;
-    c.ops = g_abort_config.ops;
-    c.members_max = g_abort_config.members_max;
-    c.bugs = g_abort_config.bugs;
+    const SeedConfig c = seed_config(g_abort_config, seed);
     // Not async-signal-safe (allocation), but the process is dying on an assertion anyway.
     const std::string cmd = replay_command(c);
     const int n = std::snprintf(line, sizeof line,
@@ -44,6 +40,17 @@ void on_abort(int sig) {
 }
 
 }  // namespace
+
+SeedConfig seed_config(const CampaignConfig& config, uint64_t seed) {
+  SeedConfig sc;
+  sc.seed = seed;
+  sc.ops = config.ops;
+  sc.members_max = config.members_max;
+  sc.bugs = config.bugs;
+  sc.app = config.app;
+  sc.app_bugs = config.app_bugs;
+  return sc;
+}
 
 void install_abort_reporter(const CampaignConfig& config) {
   g_abort_config = config;
@@ -74,11 +81,7 @@ CampaignResult run_campaign(const CampaignConfig& config) {
       // relaxed: the index is a ticket; results are published by the join below.
       const uint64_t i = next.fetch_add(1, std::memory_order_relaxed);
       if (i >= config.seeds || i > stop_at.load(std::memory_order_relaxed)) break;
-      SeedConfig sc;
-      sc.seed = config.first_seed + i;
-      sc.ops = config.ops;
-      sc.members_max = config.members_max;
-      sc.bugs = config.bugs;
+      const SeedConfig sc = seed_config(config, config.first_seed + i);
       g_running[slot].store(sc.seed, std::memory_order_relaxed);
       results[i] = run_seed(sc);
       g_running[slot].store(0, std::memory_order_relaxed);
@@ -120,6 +123,15 @@ CampaignResult run_campaign(const CampaignConfig& config) {
     r.sim_ms += s.sim_ms;
     r.deliveries += s.deliveries;
     r.installs += s.installs;
+    r.lock_acquires += s.lock_acquires;
+    r.lock_grants += s.lock_grants;
+    r.lock_held += s.lock_held;
+    r.lock_timeouts += s.lock_timeouts;
+    r.lock_busy += s.lock_busy;
+    r.lock_lost_holds += s.lock_lost_holds;
+    r.lock_seeds_moved_on += s.lock_moved_on > 0;
+    r.lock_seeds_lost_hold += s.lock_lost_holds > 0;
+    r.lock_seeds_timeout += s.lock_timeouts > 0;
     if (!s.ok()) {
       if (r.first_violation_seed == 0) r.first_violation_seed = s.seed;
       r.failures.push_back(std::move(s));
@@ -131,20 +143,19 @@ CampaignResult run_campaign(const CampaignConfig& config) {
 
 void print_summary(const CampaignConfig& config, const CampaignResult& r, std::ostream& out) {
   for (const SeedResult& s : r.failures) {
-    SeedConfig sc;
-    sc.seed = s.seed;
-    sc.ops = config.ops;
-    sc.members_max = config.members_max;
-    sc.bugs = config.bugs;
+    const SeedConfig sc = seed_config(config, s.seed);
     out << "VIOLATION seed " << s.seed << " (" << s.profile << ")\n";
     for (const std::string& v : s.violations) out << "  " << v << "\n";
     out << "  replay: " << replay_command(sc) << "\n";
   }
-  const std::string bugs = bug_names(config.bugs);
+  std::string bugs = bug_names(config.bugs);
+  const std::string app_bugs = app_bug_names(config.app_bugs);
+  if (!app_bugs.empty()) bugs += (bugs.empty() ? "" : ",") + app_bugs;
   out << "campaign: seeds " << config.first_seed << ".." << config.first_seed + config.seeds - 1
       << " (" << r.seeds_run << " run), ops " << config.ops << ", members 3.."
       << std::clamp<uint32_t>(config.members_max, 3, 12) << ", threads " << r.threads << ", bug "
-      << (bugs.empty() ? "none" : bugs) << "\n";
+      << (bugs.empty() ? "none" : bugs) << (config.app == SimApp::kLock ? ", app lock" : "")
+      << "\n";
   out << "coverage (seeds): leader_crash_in_flush " << r.leader_crash_in_flush
       << ", sequencer_crash_in_flight " << r.sequencer_crash_in_flight << ", partition_heal "
       << r.partition_heal << ", join_under_load " << r.join_under_load << ", halves_split "
@@ -165,6 +176,14 @@ void print_summary(const CampaignConfig& config, const CampaignResult& r, std::o
       << " seeds): p50 " << r.liveness_percentile(0.50) << " p90 " << r.liveness_percentile(0.90)
       << " p99 " << r.liveness_percentile(0.99) << " max "
       << (r.liveness_ms.empty() ? 0 : r.liveness_ms.back()) << "\n";
+  if (config.app == SimApp::kLock) {
+    out << "locks: " << r.lock_acquires << " acquires, " << r.lock_grants << " table grants ("
+        << r.lock_held << " acted on by their holders), " << r.lock_busy << " busy tries, "
+        << r.lock_timeouts << " timeouts, " << r.lock_lost_holds << " held locks lost\n";
+    out << "lock coverage (seeds): holder dropped and lock granted onward in one view change "
+        << r.lock_seeds_moved_on << ", held lock lost " << r.lock_seeds_lost_hold
+        << ", timeout " << r.lock_seeds_timeout << "\n";
+  }
   out << "simulated " << r.sim_ms / 1000 << " s, " << r.deliveries << " deliveries, " << r.installs
       << " installs, in " << r.wall_s << " s\n";
   out << "figure sim_seeds " << r.seeds_run << " seeds\n";
@@ -177,6 +196,11 @@ void print_summary(const CampaignConfig& config, const CampaignResult& r, std::o
       << " seeds\n";
   out << "figure sim_coverage_partition_heal " << r.partition_heal << " seeds\n";
   out << "figure sim_coverage_join_under_load " << r.join_under_load << " seeds\n";
+  if (config.app == SimApp::kLock) {
+    out << "figure sim_lock_grants " << r.lock_grants << " count\n";
+    out << "figure sim_lock_coverage_moved_on_in_view_change " << r.lock_seeds_moved_on
+        << " seeds\n";
+  }
 }
 
 }  // namespace cohort::sim

@@ -18,6 +18,8 @@ struct CampaignConfig {
   uint32_t ops = 2000;
   uint32_t members_max = 7;
   membership::PlantedBugs bugs{};
+  SimApp app = SimApp::kCounter;
+  AppBugs app_bugs{};
   uint32_t threads = 0;  // 0: the hardware's concurrency
   // Stop at the first seed (in seed order) that shows a violation: seeds below it all run,
   // so which seed that is does not depend on the threads.
@@ -44,6 +46,16 @@ struct CampaignResult {
   uint64_t sim_ms = 0;
   uint64_t deliveries = 0;
   uint64_t installs = 0;
+  // The lock workload: totals, and seeds that reached its rare paths.
+  uint64_t lock_acquires = 0;
+  uint64_t lock_grants = 0;
+  uint64_t lock_held = 0;
+  uint64_t lock_timeouts = 0;
+  uint64_t lock_busy = 0;
+  uint64_t lock_lost_holds = 0;
+  uint64_t lock_seeds_moved_on = 0;  // a view change dropped a holder and granted onward
+  uint64_t lock_seeds_lost_hold = 0;
+  uint64_t lock_seeds_timeout = 0;
   double wall_s = 0;
   uint32_t threads = 0;
 
@@ -55,6 +67,9 @@ struct CampaignResult {
 };
 
 CampaignResult run_campaign(const CampaignConfig& config);
+
+// The SeedConfig of one seed of the campaign.
+SeedConfig seed_config(const CampaignConfig& config, uint64_t seed);
 
 // The summary: failures with their replay commands, coverage, the liveness distribution and
 // the `figure` lines.

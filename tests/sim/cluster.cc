@@ -106,6 +106,7 @@ void Cluster::start(NodeId node, bool founder) {
   net_.start(node, now_);
   s.member = std::make_unique<Member>(config_, self, nodes());
   checker_->on_start(self, founder, now_);
+  if (hooks_ != nullptr) hooks_->on_start(node, self, founder);
   hash(0x2000 + node);
   if (founder) {
     s.member->start_group(now_);
@@ -126,6 +127,7 @@ void Cluster::crash(NodeId node) {
   counters_.crashes++;
   hash(0x3000 + node);
   checker_->on_crash(uid(node), now_);
+  if (hooks_ != nullptr) hooks_->on_crash(node);
   collect_coverage(*s.member);
   s.member.reset();
   s.paused = false;
@@ -163,7 +165,22 @@ SendResult Cluster::app_send(NodeId node, Mode mode, uint64_t* id_out) {
   COHORT_ASSERT(s.member != nullptr && !s.paused);
   const uint64_t id = next_message_id();
   if (id_out != nullptr) *id_out = id;
-  const std::vector<std::byte> payload = make_payload(id, rng_);
+  return send_payload(node, mode, id, make_payload(id, rng_));
+}
+
+SendResult Cluster::app_send_body(NodeId node, Mode mode, uint64_t id,
+                                  std::span<const std::byte> body) {
+  COHORT_ASSERT(slots_[node].member != nullptr && !slots_[node].paused);
+  COHORT_ASSERT(id != 0 && id <= last_message_id_);
+  std::vector<std::byte> payload(kIdBytes);
+  for (size_t i = 0; i < kIdBytes; ++i) payload[i] = static_cast<std::byte>(id >> (8 * i));
+  payload.insert(payload.end(), body.begin(), body.end());
+  return send_payload(node, mode, id, payload);
+}
+
+SendResult Cluster::send_payload(NodeId node, Mode mode, uint64_t id,
+                                 std::span<const std::byte> payload) {
+  Slot& s = slots_[node];
   const SendResult r = s.member->send(mode, payload, now_);
   checker_->on_send(uid(node), id, mode, payload, r, now_);
   if (r == SendResult::kOk) {
@@ -229,6 +246,7 @@ void Cluster::carry_out(NodeId node, Owned& owned, ActionKind* end) {
       app_apply(&s.app, payload_id(d.payload));
       counters_.deliveries++;
       checker_->on_deliver(self, d, now_);
+      if (hooks_ != nullptr) hooks_->on_deliver(node, d);
       break;
     }
     case ActionKind::kInstall:
@@ -236,6 +254,7 @@ void Cluster::carry_out(NodeId node, Owned& owned, ActionKind* end) {
       for (Uid u : a.view.list()) hash(u.key());
       counters_.installs++;
       checker_->on_install(self, a.view, now_);
+      if (hooks_ != nullptr) hooks_->on_install(node, a.view);
       if (verbose_ != nullptr) {
         *verbose_ << "  t=" << now_ / kUs << "us "
                   << "n" << node << "." << s.incarnation << " installs view " << a.view.id << " {";
@@ -245,7 +264,13 @@ void Cluster::carry_out(NodeId node, Owned& owned, ActionKind* end) {
       break;
     case ActionKind::kTakeSnapshot: {
       hash(a.view.id);
-      const auto snap = app_snapshot(s.app);
+      const auto app = app_snapshot(s.app);
+      std::vector<std::byte> snap(app.begin(), app.end());
+      if (hooks_ != nullptr) {
+        const std::vector<std::byte> more = hooks_->snapshot(node);
+        snap.insert(snap.end(), more.begin(), more.end());
+        hash(more);
+      }
       s.member->snapshot_taken(a.view.id, snap);
       drain(node);  // the snapshot's own actions (sends to the joiner) go first
       break;
@@ -253,25 +278,34 @@ void Cluster::carry_out(NodeId node, Owned& owned, ActionKind* end) {
     case ActionKind::kRestore: {
       hash(owned.bytes);
       counters_.restores++;
+      // With hooks, the application's bytes follow the 16 of AppState.
+      std::span<const std::byte> app = owned.bytes;
+      if (hooks_ != nullptr && app.size() >= kSnapshotBytes) app = app.first(kSnapshotBytes);
       AppState restored;
-      if (app_decode(owned.bytes, &restored)) s.app = restored;
-      checker_->on_restore(self, owned.bytes, now_);
+      if (app_decode(app, &restored)) s.app = restored;
+      checker_->on_restore(self, app, now_);
+      if (hooks_ != nullptr && owned.bytes.size() >= kSnapshotBytes) {
+        hooks_->on_restore(node, std::span<const std::byte>(owned.bytes).subspan(kSnapshotBytes));
+      }
       if (on_restore) on_restore(node);
       break;
     }
     case ActionKind::kLeft:
       counters_.left++;
       checker_->on_left(self, now_);
+      if (hooks_ != nullptr) hooks_->on_final(node, ActionKind::kLeft);
       *end = ActionKind::kLeft;
       break;
     case ActionKind::kRemoved:
       counters_.removed++;
       checker_->on_removed(self, now_);
+      if (hooks_ != nullptr) hooks_->on_final(node, ActionKind::kRemoved);
       if (*end != ActionKind::kLeft) *end = ActionKind::kRemoved;
       break;
     case ActionKind::kCutOff:
       counters_.cut_offs++;
       checker_->on_cut_off(self, now_);
+      if (hooks_ != nullptr) hooks_->on_final(node, ActionKind::kCutOff);
       break;
   }
 }

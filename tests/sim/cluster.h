@@ -38,6 +38,22 @@ using transport::sim::SimNet;
 inline constexpr TimeNs kMs = 1'000'000;
 inline constexpr TimeNs kUs = 1'000;
 
+// An application on top of every member (the lock workload, tests/sim/lock_sim.h): it sees what
+// the member's own application sees, in the same order, and adds bytes of its own to the
+// member's snapshot (after the 16 bytes of AppState, which the checker reads).
+class AppHooks {
+ public:
+  virtual ~AppHooks() = default;
+  virtual void on_start(NodeId node, Uid self, bool founder) = 0;
+  virtual void on_deliver(NodeId node, const Delivery& delivery) = 0;
+  virtual void on_install(NodeId node, const View& view) = 0;
+  virtual std::vector<std::byte> snapshot(NodeId node) = 0;
+  virtual void on_restore(NodeId node, std::span<const std::byte> bytes) = 0;
+  // kLeft, kRemoved (the process ends after it) or kCutOff.
+  virtual void on_final(NodeId node, ActionKind kind) = 0;
+  virtual void on_crash(NodeId node) = 0;
+};
+
 class Cluster {
  public:
   struct Counters {
@@ -86,6 +102,12 @@ class Cluster {
   // Sends a fresh message from `node`'s application; the checker sees it and the answer.
   // `id`, when given, receives the message's id.
   SendResult app_send(NodeId node, Mode mode, uint64_t* id = nullptr);
+  // Sends `body` from `node`'s application behind the 8-byte `id` (sim_app.h's layout), taken
+  // from next_message_id() by the caller so that it can tell the checkers before the send
+  // (a send may deliver at once).
+  SendResult app_send_body(NodeId node, Mode mode, uint64_t id, std::span<const std::byte> body);
+  // The application on top of every member (nullptr: none); set before the first start().
+  void set_hooks(AppHooks* hooks) noexcept { hooks_ = hooks; }
 
   bool running(NodeId node) const noexcept { return slots_[node].member != nullptr; }
   bool paused(NodeId node) const noexcept { return slots_[node].paused; }
@@ -130,12 +152,14 @@ class Cluster {
   void drain(NodeId node);
   void carry_out(NodeId node, Owned& a, ActionKind* end);
   void end_process(NodeId node, ActionKind why);
+  SendResult send_payload(NodeId node, Mode mode, uint64_t id, std::span<const std::byte> payload);
   void collect_coverage(const Member& m) noexcept;
   void hash(uint64_t word) noexcept;
   void hash(std::span<const std::byte> bytes) noexcept;
 
   ProtocolConfig config_;
   Checker* checker_;
+  AppHooks* hooks_ = nullptr;
   std::ostream* verbose_;
   SimNet net_;
   Rng rng_;

@@ -2,6 +2,7 @@
 //
 //   cohort-sim --seeds 1000 --ops 2000 --first-seed 1 --members-max 7 [--threads T]
 //   cohort-sim --seed 42 --ops 2000 --members-max 7 [--bug reorder_cut]   (replay one, verbose)
+//   cohort-sim --app lock --seeds 1000 [--bug grant_before_order]          (the lock workload)
 //
 // Ends with `figure` lines; exits 1 when any seed shows a violation.
 #include <CLI/CLI.hpp>
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   CampaignConfig config;
   uint64_t replay_seed = 0;
   std::string bug;
+  std::string sim_app = "counter";
   app.add_option("--seeds", config.seeds, "number of seeds")
       ->check(CLI::Range(1ULL, 100'000'000ULL));
   app.add_option("--first-seed", config.first_seed, "first seed")->check(CLI::PositiveNumber);
@@ -27,25 +29,27 @@ int main(int argc, char** argv) {
   app.add_option("--seed", replay_seed, "replay one seed, verbosely")->check(CLI::PositiveNumber);
   app.add_option("--bug", bug,
                  "plant bugs (comma separated): skip_flush, minority_view, deliver_before_order, "
-                 "reorder_cut");
+                 "reorder_cut; with --app lock also grant_before_order, lock_total_order");
+  app.add_option("--app", sim_app,
+                 "the members' application: counter (the default), or lock (the lock service "
+                 "on top, with its checker)")
+      ->check(CLI::IsMember({"counter", "lock"}));
   app.add_option("--threads", config.threads, "worker threads (default: hardware concurrency)");
   CLI11_PARSE(app, argc, argv);
 
+  if (sim_app == "lock") config.app = SimApp::kLock;
   std::stringstream names(bug);
   for (std::string one; std::getline(names, one, ',');) {
-    if (!one.empty() && !parse_bug(one, &config.bugs)) {
-      std::cerr << "cohort-sim: unknown bug '" << one
-                << "'; use skip_flush, minority_view, deliver_before_order or reorder_cut\n";
-      return 2;
-    }
+    if (one.empty() || parse_bug(one, &config.bugs)) continue;
+    if (config.app == SimApp::kLock && parse_app_bug(one, &config.app_bugs)) continue;
+    std::cerr << "cohort-sim: unknown bug '" << one
+              << "'; use skip_flush, minority_view, deliver_before_order or reorder_cut, or "
+                 "grant_before_order or lock_total_order with --app lock\n";
+    return 2;
   }
 
   if (replay_seed != 0) {
-    SeedConfig sc;
-    sc.seed = replay_seed;
-    sc.ops = config.ops;
-    sc.members_max = config.members_max;
-    sc.bugs = config.bugs;
+    SeedConfig sc = seed_config(config, replay_seed);
     sc.verbose = &std::cout;
     config.first_seed = replay_seed;
     config.seeds = 1;

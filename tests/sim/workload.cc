@@ -8,6 +8,8 @@
 
 #include "tests/sim/checker.h"
 #include "tests/sim/cluster.h"
+#include "tests/sim/lock_checker.h"
+#include "tests/sim/lock_sim.h"
 
 namespace cohort::sim {
 namespace {
@@ -66,6 +68,7 @@ class Workload {
 
   void next_op();
   void op_send();
+  void op_app();  // the application's operation: a send, or a lock op in the lock workload
   bool op_fault(Fault f);
   bool crash_some();
   bool crash_sequencer();
@@ -107,6 +110,9 @@ class Workload {
   ProtocolConfig protocol_;
   Checker checker_;
   std::unique_ptr<Cluster> cluster_;
+  // The lock workload (app lock): its checker and the application of every member.
+  LockChecker lock_checker_;
+  std::unique_ptr<LockSim> lock_;
   SeedResult result_;
 
   uint32_t ops_done_ = 0;
@@ -138,6 +144,14 @@ Workload::Workload(const SeedConfig& config)
   draw_profile();
   protocol_.bugs = config.bugs;
   cluster_ = std::make_unique<Cluster>(p_.nodes, rng_.next(), protocol_, &checker_, config.verbose);
+  if (config.app == SimApp::kLock) {
+    lock::CoreBugs bugs;
+    bugs.grant_before_order = config.app_bugs.grant_before_order;
+    lock_ = std::make_unique<LockSim>(cluster_.get(), rng_.fork(), &lock_checker_, bugs,
+                                      config.app_bugs.lock_total_order ? Mode::kTotal
+                                                                       : Mode::kSafe);
+    cluster_->set_hooks(lock_.get());
+  }
   restart_token_.assign(p_.nodes, 0);
   result_.seed = config.seed;
   result_.nodes = p_.nodes;
@@ -191,6 +205,7 @@ std::string Workload::describe() const {
     if (on) o << " " << name;
   }
   if (p_.slow) o << " slow_node=" << p_.slow_node;
+  if (lock_) o << " " << lock_->describe();
   return o.str();
 }
 
@@ -234,6 +249,7 @@ SeedResult Workload::run() {
   };
   // Node 0 founds the group; the others ask to join at staggered times.
   c.start(0, /*founder=*/true);
+  if (lock_) lock_->start();
   TimeNs t = 0;
   for (NodeId n = 1; n < p_.initial; ++n) {
     t += rng_.between(1, 30) * kMs;
@@ -295,6 +311,18 @@ SeedResult Workload::run() {
   for (NodeId n = 0; n < c.nodes(); ++n) {
     if (c.running(n)) live.push_back(c.uid(n));
   }
+  if (lock_) {
+    lock_checker_.finish(live, checker_.view(checker_.latest_view()), converged_);
+    for (const std::string& v : lock_checker_.violations()) checker_.fail(v);
+    const LockSim::Counters& lc = lock_->counters();
+    result_.lock_acquires = lc.acquires;
+    result_.lock_grants = lock_checker_.grants_seen();
+    result_.lock_held = lock_checker_.beliefs_seen();
+    result_.lock_busy = lc.busy;
+    result_.lock_timeouts = lc.timed_out;
+    result_.lock_lost_holds = lc.lost_holds;
+    result_.lock_moved_on = lock_checker_.moved_on_in_view_change();
+  }
   checker_.finish(live, converged_);
 
   result_.violations = checker_.violations();
@@ -311,6 +339,13 @@ SeedResult Workload::run() {
                      << " sim_ms=" << result_.sim_ms << " sends_ok=" << result_.sends_ok
                      << " deliveries=" << result_.deliveries << " installs=" << result_.installs
                      << " liveness_ms=" << result_.liveness_ms << "\n";
+    if (lock_) {
+      *config_.verbose << "locks: acquires=" << result_.lock_acquires
+                       << " table_grants=" << result_.lock_grants << " held=" << result_.lock_held
+                       << " busy=" << result_.lock_busy << " timed_out=" << result_.lock_timeouts
+                       << " lost_holds=" << result_.lock_lost_holds
+                       << " moved_on_in_view_change=" << result_.lock_moved_on << "\n";
+    }
     for (const std::string& v : result_.violations)
       *config_.verbose << "  violation: " << v << "\n";
   }
@@ -331,7 +366,7 @@ void Workload::next_op() {
     const Fault f = static_cast<Fault>(rng_.below(kFaultCount));
     done = op_fault(f);
   }
-  if (!done) op_send();
+  if (!done) op_app();
   cluster_->at(cluster_->now() + rng_.between(0, 2 * p_.op_gap_mean_ns), [this] { next_op(); });
 }
 
@@ -341,6 +376,12 @@ std::vector<NodeId> Workload::running_nodes(bool unpaused_only) const {
     if (cluster_->running(n) && !(unpaused_only && cluster_->paused(n))) out.push_back(n);
   }
   return out;
+}
+
+// The lock workload mixes in a few plain messages: the cores must tell them from lock ops.
+void Workload::op_app() {
+  if (lock_ && !rng_.chance(0.1) && lock_->op()) return;
+  op_send();
 }
 
 void Workload::op_send() {
@@ -568,7 +609,7 @@ bool Workload::crash_some() {
 // A burst of sends, then the sequencer dies a moment later, with DATA and ORDER in flight.
 bool Workload::crash_sequencer() {
   const uint64_t burst = rng_.between(2, 8);
-  for (uint64_t i = 0; i < burst; ++i) op_send();
+  for (uint64_t i = 0; i < burst; ++i) op_app();
   cluster_->at(cluster_->now() + rng_.between(0, 1500) * kUs, [this] {
     if (liveness_) return;
     for (NodeId n = 0; n < cluster_->nodes(); ++n) {
@@ -900,6 +941,7 @@ void Workload::liveness_check() {
       done = checker_.delivered_msg(c.uid(b), probes_[a].id);
     }
   }
+  if (done && lock_ && !lock_->quiescent()) done = false;  // every lock released, every queue empty
   if (done) {
     converged_ = true;
     result_.converged = true;
@@ -944,11 +986,32 @@ std::string bug_names(const membership::PlantedBugs& bugs) {
   return s;
 }
 
+bool parse_app_bug(std::string_view name, AppBugs* bugs) {
+  if (name == "grant_before_order") {
+    bugs->grant_before_order = true;
+  } else if (name == "lock_total_order") {
+    bugs->lock_total_order = true;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::string app_bug_names(const AppBugs& bugs) {
+  std::string s;
+  if (bugs.grant_before_order) s = "grant_before_order";
+  if (bugs.lock_total_order) s += std::string(s.empty() ? "" : ",") + "lock_total_order";
+  return s;
+}
+
 std::string replay_command(const SeedConfig& config) {
   std::string cmd = "build/tests/sim/cohort-sim --seed " + std::to_string(config.seed) + " --ops " +
                     std::to_string(config.ops) + " --members-max " +
                     std::to_string(config.members_max);
-  const std::string bugs = bug_names(config.bugs);
+  if (config.app == SimApp::kLock) cmd += " --app lock";
+  std::string bugs = bug_names(config.bugs);
+  const std::string app_bugs = app_bug_names(config.app_bugs);
+  if (!app_bugs.empty()) bugs += (bugs.empty() ? "" : ",") + app_bugs;
   if (!bugs.empty()) cmd += " --bug " + bugs;
   return cmd;
 }

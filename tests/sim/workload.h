@@ -14,11 +14,25 @@
 
 namespace cohort::sim {
 
+// The application every member runs: the counter of sim_app.h alone, or the lock service on
+// top of it (lock_sim.h, `--app lock`).
+enum class SimApp : uint8_t { kCounter, kLock };
+
+// Planted bugs of the application (the lock workload's mutation self-test); production code
+// never has them.
+struct AppBugs {
+  bool grant_before_order = false;  // a member takes a lock its table shows idle, unordered
+  bool lock_total_order = false;    // lock ops in total (non-uniform) order, not safe
+  bool any() const noexcept { return grant_before_order || lock_total_order; }
+};
+
 struct SeedConfig {
   uint64_t seed = 1;
   uint32_t ops = 2000;       // workload operations of the safety phase
   uint32_t members_max = 7;  // nodes in the seed: drawn in 3..members_max
   membership::PlantedBugs bugs{};
+  SimApp app = SimApp::kCounter;
+  AppBugs app_bugs{};
   std::ostream* verbose = nullptr;  // the faults drawn and done, views, violations
 };
 
@@ -48,6 +62,14 @@ struct SeedResult {
   uint64_t installs = 0;
   uint64_t crashes = 0;
   uint64_t actions = 0;
+  // The lock workload (app lock): what it did.
+  uint64_t lock_acquires = 0;
+  uint64_t lock_grants = 0;       // table grants seen, at all members
+  uint64_t lock_held = 0;         // grants acted on by their holders
+  uint64_t lock_busy = 0;
+  uint64_t lock_timeouts = 0;
+  uint64_t lock_lost_holds = 0;   // held locks lost to removal, leave or cut-off
+  uint64_t lock_moved_on = 0;     // view changes that dropped a holder and granted onward
   bool ok() const noexcept { return violations.empty(); }
 };
 
@@ -58,6 +80,11 @@ bool parse_bug(std::string_view name, membership::PlantedBugs* bugs);
 std::string bug_names(const membership::PlantedBugs& bugs);
 inline constexpr std::string_view kBugNames[] = {"skip_flush", "minority_view",
                                                  "deliver_before_order", "reorder_cut"};
+
+// The application's planted bugs by name (grant_before_order, lock_total_order).
+bool parse_app_bug(std::string_view name, AppBugs* bugs);
+std::string app_bug_names(const AppBugs& bugs);
+inline constexpr std::string_view kAppBugNames[] = {"grant_before_order", "lock_total_order"};
 
 // The one command that replays `config` exactly.
 std::string replay_command(const SeedConfig& config);
