@@ -7,6 +7,7 @@
 
 #include "apps/cli/bench.h"
 #include "apps/cli/demo.h"
+#include "apps/cli/lock_cmd.h"
 #include "apps/cli/node.h"
 #include "apps/cli/stat.h"
 #include "cohort/version.h"
@@ -95,7 +96,39 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--rate", bench.rate, "messages/s of the 2-member latency run")
       ->capture_default_str();
 
+  cohort::cli::LockCmdOptions lock;
+  CLI::App* lock_cmd = app.add_subcommand("lock", "the lock service from the shell");
+  lock_cmd->require_subcommand(1);
+  CLI::App* lock_serve = lock_cmd->add_subcommand("serve", "a member that keeps the lock table");
+  CLI::App* lock_hold = lock_cmd->add_subcommand(
+      "hold", "acquire, print the fencing token, hold (or run a command), release");
+  CLI::App* lock_query = lock_cmd->add_subcommand("query", "a lock's holders, waiters and token");
+  for (CLI::App* c : {lock_serve, lock_hold, lock_query}) {
+    c->add_option("--group", lock.group, "group name")->capture_default_str();
+    c->add_option("--shm-dir", lock.shm_dir, "shared-memory folder (default /dev/shm/cohort-<uid>)");
+    c->add_option("--slots", lock.slots, "slots of the group")->capture_default_str();
+    c->add_option("--node", lock.node, "this member's slot (hold, query: -1 picks a free one)")
+        ->capture_default_str();
+  }
+  lock_serve->add_flag("--bootstrap", lock.bootstrap, "found the group instead of joining it");
+  for (CLI::App* c : {lock_hold, lock_query}) {
+    c->add_option("--name", lock.name, "the lock")->required();
+    c->add_option("--join-ms", lock.join_ms, "give up joining after this long")
+        ->capture_default_str();
+  }
+  lock_hold->add_flag("--shared", lock.shared, "shared mode instead of exclusive");
+  lock_hold->add_option("--hold-ms", lock.hold_ms, "hold this long (when no command is given)")
+      ->capture_default_str();
+  lock_hold->add_option("--timeout-ms", lock.timeout_ms, "give up waiting for the grant")
+      ->capture_default_str();
+  lock_hold->add_option("command", lock.command,
+                        "run while holding, with COHORT_LOCK_FENCE and COHORT_LOCK_NAME set");
+
   CLI11_PARSE(app, argc, argv);
+  if (lock_cmd->parsed()) {
+    lock.action = lock_serve->parsed() ? "serve" : lock_hold->parsed() ? "hold" : "query";
+    return cohort::cli::run_lock_cmd(lock);
+  }
   if (bench_cmd->parsed()) return cohort::cli::run_bench(bench);
   if (stat_cmd->parsed()) return cohort::cli::run_stat(stat);
   if (node_cmd->parsed()) {
