@@ -29,12 +29,24 @@ class ShmEngineTransport final : public EngineTransport {
   // (transport, "declare_gone"); joiners' files are attached before anything of the view is
   // appended, so they read this log from here (transport/NOTES.md, "where a newly attached
   // reader starts").
+  //
+  // Then the liveness scan starts again from what the view holds: a slot whose process was
+  // replaced (a member removed, rejoining as a new incarnation) and whose new incarnation this
+  // view already installed must not be reported as failed by the next scan, which would make
+  // the Member suspect the new, healthy incarnation (seen in the SIGSTOP-then-SIGCONT
+  // integration case, tests/integration/NOTES.md). A replacement that an unrelated install
+  // hides this way is still found by the heartbeat timeout.
   void on_install(uint32_t in_view) noexcept override {
     for (NodeId n = 0; n < t_->members(); ++n) {
       if (n == t_->self() || (in_view >> n & 1U) != 0) continue;
       if (t_->subscription(n) != nullptr && !t_->peer_alive(n)) t_->declare_gone(n);
     }
     (void)t_->try_attach_peers();
+    for (NodeId n = 0; n < t_->members(); ++n) {
+      if (n == t_->self() || (in_view >> n & 1U) == 0) continue;
+      alive_[n] = t_->subscription(n) != nullptr && t_->peer_alive(n);
+      generation_[n] = t_->attach_generation(n);
+    }
   }
 
   transport::SendStatus send_control(NodeId to, std::span<const std::byte> bytes) noexcept override {
