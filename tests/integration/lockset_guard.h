@@ -65,9 +65,9 @@ inline bool to_u64(std::string_view s, uint64_t* out) {
 
 // The data file.
 struct SetFile {
-  uint64_t accepted = 0;  // token of the last accepted write (0: none yet)
-  uint64_t prev = 0;      // token of the accepted write before it
-  uint64_t seen = 0;      // highest token presented by a read or a write
+  uint64_t accepted = 0;                    // token of the last accepted write (0: none yet)
+  uint64_t prev = 0;                        // token of the accepted write before it
+  uint64_t seen = 0;                        // highest token presented by a read or a write
   std::string writer = "-", element = "-";  // of the last accepted write
   std::vector<std::string> elements;
 };
@@ -160,7 +160,9 @@ enum class Access : uint8_t { kAccepted, kRefused, kError };
 class Guard {
  public:
   explicit Guard(const std::string& dir)
-      : data_(dir + "/set"), lock_(dir + "/set.guard"), accepted_(dir + "/set.accepted"),
+      : data_(dir + "/set"),
+        lock_(dir + "/set.guard"),
+        accepted_(dir + "/set.accepted"),
         refused_(dir + "/set.refused") {}
 
   // A fenced read: refused when `fence` is below the highest token seen; otherwise the token
@@ -245,8 +247,7 @@ class Guard {
   static std::string log_line(const SetFile& f, bool recovered) {
     return "accept fence=" + std::to_string(f.accepted) + " prev=" + std::to_string(f.prev) +
            " writer=" + f.writer + " element=" + f.element +
-           " count=" + std::to_string(f.elements.size()) + (recovered ? " recovered=1" : "") +
-           "\n";
+           " count=" + std::to_string(f.elements.size()) + (recovered ? " recovered=1" : "") + "\n";
   }
 
   // Reads the data file and, if the last accepted write's log line is missing (its writer was
@@ -317,8 +318,8 @@ class Guard {
 
   void refuse(const char* op, uint64_t fence, const SetFile& f, const std::string& writer,
               bool weak) {
-    (void)append_line(refused_, std::string("refuse op=") + op + " fence=" +
-                                    std::to_string(fence) + " seen=" + std::to_string(f.seen) +
+    (void)append_line(refused_, std::string("refuse op=") + op + " fence=" + std::to_string(fence) +
+                                    " seen=" + std::to_string(f.seen) +
                                     " accepted=" + std::to_string(f.accepted) +
                                     " writer=" + writer + " weak=" + (weak ? "1" : "0") + "\n");
   }

@@ -35,6 +35,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/integration/lockset_guard.h"
@@ -45,11 +46,11 @@ namespace {
 std::string g_worker_binary;
 
 constexpr size_t kWorkers = 5;
-constexpr uint64_t kMinRunMs = 20'000;    // faults go on at least this long ...
-constexpr uint64_t kMaxRunMs = 32'000;    // ... and until kMinFaults, but no longer than this
-constexpr int kMinFaults = 12;            // the issue asks for 10; a margin
-constexpr uint64_t kRecoverMs = 15'000;   // the group whole again after a fault
-constexpr uint64_t kExitMs = 10'000;      // every worker ended after SIGTERM
+constexpr uint64_t kMinRunMs = 20'000;   // faults go on at least this long ...
+constexpr uint64_t kMaxRunMs = 32'000;   // ... and until kMinFaults, but no longer than this
+constexpr int kMinFaults = 12;           // the issue asks for 10; a margin
+constexpr uint64_t kRecoverMs = 15'000;  // the group whole again after a fault
+constexpr uint64_t kExitMs = 10'000;     // every worker ended after SIGTERM
 constexpr uint64_t kMinOperations = 100;
 
 uint64_t now_ns() {
@@ -79,7 +80,7 @@ struct Slot {
 struct Fault {
   bool kill = false;
   size_t slot = 0;
-  bool aimed = false;     // waited for a holder
+  bool aimed = false;       // waited for a holder
   bool hit_holder = false;  // the victim was inside its critical section when signalled
   uint64_t fence = 0;
   double at_s = 0;
@@ -96,8 +97,9 @@ class LockSetRun {
     const char* seed = std::getenv("COHORT_LOCKSET_SEED");
     seed_ = seed != nullptr ? std::strtoull(seed, nullptr, 10) : std::random_device{}();
     rng_.seed(seed_);
-    std::printf("  folder %s, seed %" PRIu64 " (COHORT_LOCKSET_SEED=%" PRIu64 " replays the "
-                "fault choices)\n", dir_.c_str(), seed_, seed_);
+    std::printf("  folder %s, seed %" PRIu64 " (COHORT_LOCKSET_SEED=%" PRIu64
+                " replays the fault choices)\n",
+                dir_.c_str(), seed_, seed_);
     t0_ = now_ns();
   }
   ~LockSetRun() { cleanup(); }
@@ -145,12 +147,19 @@ class LockSetRun {
 
 void LockSetRun::spawn(size_t i, bool bootstrap) {
   Slot& s = slots_[i];
-  std::vector<std::string> args = {g_worker_binary,  "--node",     std::to_string(i),
-                                   "--group",        "ls",         "--shm-dir",
-                                   dir_ + "/shm",    "--data-dir", dir_ + "/data",
-                                   "--slots",        "8",          "--pause-min-ms",
-                                   "3",              "--pause-max-ms", "12",
-                                   "--seed",         std::to_string(rng_() | 1)};
+  std::vector<std::string> args = {g_worker_binary};
+  for (const auto& [flag, value] :
+       std::vector<std::pair<std::string, std::string>>{{"--node", std::to_string(i)},
+                                                        {"--group", "ls"},
+                                                        {"--shm-dir", dir_ + "/shm"},
+                                                        {"--data-dir", dir_ + "/data"},
+                                                        {"--slots", "8"},
+                                                        {"--pause-min-ms", "3"},
+                                                        {"--pause-max-ms", "12"},
+                                                        {"--seed", std::to_string(rng_() | 1)}}) {
+    args.push_back(flag);
+    args.push_back(value);
+  }
   if (bootstrap) args.push_back("--bootstrap");
   int fds[2];
   ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
@@ -195,8 +204,8 @@ void LockSetRun::on_line(size_t i, const std::string& line) {
     s.view_members = static_cast<uint32_t>(v);
   }
   static const std::set<std::string> shown = {
-      "joined", "event", "rejoin", "refused", "stale", "unexplained", "guard-error",
-      "ack-error", "join-failed", "open-error", "acquire-error", "done"};
+      "joined",      "event",     "rejoin",      "refused",    "stale",         "unexplained",
+      "guard-error", "ack-error", "join-failed", "open-error", "acquire-error", "done"};
   if (shown.count(kind) != 0) std::printf("  +%6.3f s  w%zu %s\n", now_s(), i, line.c_str());
 }
 
@@ -331,14 +340,14 @@ bool LockSetRun::fault(bool kill, bool aim) {
     bool victim_back = false;
     for (size_t k = s.mark; k < s.lines.size(); ++k) {
       const std::string kind = kind_of(s.lines[k]);
-      victim_back = victim_back || kind == "joined" ||
-                    (!kill && now_ns() - resumed > 1'000'000'000ULL);
+      victim_back =
+          victim_back || kind == "joined" || (!kill && now_ns() - resumed > 1'000'000'000ULL);
     }
     return victim_back && whole();
   });
   if (!ok && failure_.empty()) {
-    failure_ = "the group was not whole again within 15 s of fault " +
-               std::to_string(faults_.size());
+    failure_ =
+        "the group was not whole again within 15 s of fault " + std::to_string(faults_.size());
   }
   if (ok) std::printf("  +%6.3f s  whole again\n", now_s());
   return failure_.empty();
@@ -428,33 +437,39 @@ std::vector<std::string> lines_of(const std::string& path) {
   return out;
 }
 
-void LockSetRun::judge() {
-  const std::string data = dir_ + "/data";
-  // The final file.
+// What the files and the workers' lines say; judge() prints it and decides.
+struct Verdict {
+  size_t operations = 0, duplicates = 0, order_violations = 0;
+  uint64_t recovered = 0, acked = 0, lost = 0;
+  uint64_t refused_reads = 0, refused_writes = 0, weak = 0;
+  uint64_t grants = 0, rejoins = 0, unexplained = 0, unreported = 0, timeouts = 0;
+};
+
+// The final file and the guard's accepted writes: strictly increasing fences, each write the
+// previous one plus one element, the final file exactly their elements; then the acks.
+void check_file(const std::string& data, Verdict* v) {
   std::string text, error;
   ASSERT_TRUE(read_all(data + "/set", &text));
   SetFile final_file;
   ASSERT_TRUE(parse(text, &final_file, &error)) << error;
-  std::set<std::string> in_file(final_file.elements.begin(), final_file.elements.end());
-  const size_t duplicates = final_file.elements.size() - in_file.size();
+  const std::set<std::string> in_file(final_file.elements.begin(), final_file.elements.end());
+  v->duplicates = final_file.elements.size() - in_file.size();
 
-  // The guard's accepted writes: strictly increasing fences, each the previous one plus one
-  // element, and the final file exactly their elements.
   const std::vector<std::string> accepted = lines_of(data + "/set.accepted");
-  uint64_t last_fence = 0, last_count = 0, recovered = 0;
+  v->operations = accepted.size();
+  uint64_t last_fence = 0, last_count = 0;
   std::vector<std::string> chain;
-  size_t order_violations = 0;
   for (const std::string& l : accepted) {
     uint64_t fence = 0, prev = 0, count = 0;
     ASSERT_TRUE(to_u64(field(l, "fence"), &fence) && to_u64(field(l, "prev"), &prev) &&
                 to_u64(field(l, "count"), &count))
         << l;
     if (fence <= last_fence || prev != last_fence || count != last_count + 1) {
-      ++order_violations;
+      ++v->order_violations;
       ADD_FAILURE() << "accepted write out of order (after fence " << last_fence << ", count "
                     << last_count << "): " << l;
     }
-    recovered += field(l, "recovered") == "1";
+    v->recovered += field(l, "recovered") == "1";
     chain.emplace_back(field(l, "element"));
     last_fence = fence;
     last_count = count;
@@ -464,90 +479,91 @@ void LockSetRun::judge() {
       << "the final file is not exactly the accepted elements in order (" << chain.size()
       << " accepted, " << final_file.elements.size() << " in the file)";
 
-  // Acknowledged elements.
-  uint64_t acked = 0, lost = 0;
   for (size_t i = 0; i < kWorkers; ++i) {
     for (const std::string& l : lines_of(data + "/ack-n" + std::to_string(i))) {
-      ++acked;
-      const std::string element = l.substr(0, l.find(' '));
-      if (in_file.count(element) == 0) {
-        ++lost;
+      ++v->acked;
+      if (in_file.count(l.substr(0, l.find(' '))) == 0) {
+        ++v->lost;
         ADD_FAILURE() << "acknowledged element lost: " << l;
       }
     }
   }
-
-  // Refusals.
-  uint64_t refused_reads = 0, refused_writes = 0, weak = 0;
   for (const std::string& l : lines_of(data + "/set.refused")) {
-    (field(l, "op") == "read" ? refused_reads : refused_writes)++;
-    weak += field(l, "weak") == "1";
+    (field(l, "op") == "read" ? v->refused_reads : v->refused_writes)++;
+    v->weak += field(l, "weak") == "1";
     std::printf("  guard: %s\n", l.c_str());
   }
+}
 
-  // What the workers said: grants (no fence to two members), refused holders (each must have
-  // learned that it lost the lock), errors.
+// What the workers said: grants (no fence to two members), refused holders (each must have
+// learned that it lost the lock), errors.
+void check_lines(const Slot (&slots)[kWorkers], Verdict* v) {
   std::map<uint64_t, std::string> granted;
-  uint64_t grants = 0, rejoins = 0, unexplained = 0, unreported = 0, timeouts = 0;
   for (size_t i = 0; i < kWorkers; ++i) {
-    for (const std::string& l : slots_[i].lines) {
+    for (const std::string& l : slots[i].lines) {
       const std::string kind = kind_of(l);
-      uint64_t v = 0;
+      uint64_t n = 0;
       if (kind == "granted") {
-        ++grants;
-        ASSERT_TRUE(to_u64(field(l, "fence"), &v)) << l;
+        ++v->grants;
+        ASSERT_TRUE(to_u64(field(l, "fence"), &n)) << l;
         const std::string self(field(l, "self"));
-        auto [it, fresh] = granted.emplace(v, self);
-        EXPECT_TRUE(fresh) << "fence " << v << " granted to " << it->second << " and " << self;
+        auto [it, fresh] = granted.emplace(n, self);
+        EXPECT_TRUE(fresh) << "fence " << n << " granted to " << it->second << " and " << self;
       } else if (kind == "rejoin") {
-        ++rejoins;
+        ++v->rejoins;
       } else if (kind == "unexplained") {
-        ++unexplained;
+        ++v->unexplained;
         ADD_FAILURE() << "w" << i << ": refused by the guard while the service still said it "
                       << "held the lock: " << l;
       } else if (kind == "stale" && field(l, "explained") == "unreported") {
-        ++unreported;
+        ++v->unreported;
       } else if (kind == "guard-error" || kind == "ack-error" || kind == "acquire-error") {
         ADD_FAILURE() << "w" << i << ": " << l;
       } else if (kind == "done") {
-        (void)to_u64(field(l, "timeouts"), &v);
-        timeouts += v;
+        (void)to_u64(field(l, "timeouts"), &n);
+        v->timeouts += n;
       }
     }
   }
+}
 
-  size_t kills = 0, stops = 0, hit = 0, hit_kills = 0, hit_stops = 0;
+void LockSetRun::judge() {
+  Verdict v;
+  check_file(dir_ + "/data", &v);
+  check_lines(slots_, &v);
+  size_t kills = 0, stops = 0, hit_kills = 0, hit_stops = 0;
   for (const Fault& f : faults_) {
     (f.kill ? kills : stops)++;
-    if (f.hit_holder) {
-      ++hit;
-      (f.kill ? hit_kills : hit_stops)++;
-    }
+    if (f.hit_holder) (f.kill ? hit_kills : hit_stops)++;
   }
-  std::printf("lockset: operations %zu, faults %zu (kills %zu, stops %zu), stale writes refused "
-              "%" PRIu64 ", elements lost %" PRIu64 ", duplicates %zu; faults on a holder %zu\n",
-              accepted.size(), faults_.size(), kills, stops, refused_writes, lost, duplicates, hit);
-  std::printf("lockset: faults on a holder %zu (kills %zu, stops %zu); stale reads refused "
-              "%" PRIu64 "; refused writes a guard of accepted writes only would have taken "
-              "%" PRIu64 "; acked %" PRIu64 ", grants %" PRIu64 ", rejoins %" PRIu64
-              ", acquire timeouts %" PRIu64 ", log lines recovered %" PRIu64
-              ", refusals unexplained %" PRIu64 " (unreported %" PRIu64 "); %.1f s\n",
-              hit, hit_kills, hit_stops, refused_reads, weak, acked, grants, rejoins, timeouts,
-              recovered, unexplained, unreported, now_s());
+  const size_t hit = hit_kills + hit_stops;
+  std::printf(
+      "lockset: operations %zu, faults %zu (kills %zu, stops %zu), stale writes refused "
+      "%" PRIu64 ", elements lost %" PRIu64 ", duplicates %zu; faults on a holder %zu\n",
+      v.operations, faults_.size(), kills, stops, v.refused_writes, v.lost, v.duplicates, hit);
+  std::printf(
+      "lockset: faults on a holder %zu (kills %zu, stops %zu); stale reads refused "
+      "%" PRIu64
+      "; refused writes a guard of accepted writes only would have taken "
+      "%" PRIu64 "; acked %" PRIu64 ", grants %" PRIu64 ", rejoins %" PRIu64
+      ", acquire timeouts %" PRIu64 ", log lines recovered %" PRIu64
+      ", refusals unexplained %" PRIu64 " (unreported %" PRIu64 "); %.1f s\n",
+      hit, hit_kills, hit_stops, v.refused_reads, v.weak, v.acked, v.grants, v.rejoins, v.timeouts,
+      v.recovered, v.unexplained, v.unreported, now_s());
   std::fflush(stdout);
 
-  EXPECT_EQ(lost, 0U);
-  EXPECT_EQ(duplicates, 0U);
-  EXPECT_EQ(order_violations, 0U);
+  EXPECT_EQ(v.lost, 0U);
+  EXPECT_EQ(v.duplicates, 0U);
+  EXPECT_EQ(v.order_violations, 0U);
   EXPECT_GE(faults_.size(), 10U);
+  EXPECT_GT(v.operations, kMinOperations);
   // What the run claims to show: stale holders existed and the guard refused them. Half the
   // faults wait for a holder, so a run without one did not test what it says.
   EXPECT_GE(hit_stops, 1U) << "no SIGSTOP hit a lock holder";
   if (hit_stops > 0) {
-    EXPECT_GE(refused_reads + refused_writes, 1U)
+    EXPECT_GE(v.refused_reads + v.refused_writes, 1U)
         << hit_stops << " SIGSTOPs hit a holder, yet the guard refused no stale access";
   }
-  EXPECT_GT(accepted.size(), kMinOperations);
 }
 
 TEST(LockSet, RealProcessesKilledAndStopped) {

@@ -144,7 +144,9 @@ std::unique_ptr<Incarnation> open_member(const Options& o, bool bootstrap) {
   go.threading = "shared";
   cohort::LockServiceOptions lo;
   Incarnation* raw = inc.get();
-  lo.on_lost = [raw](std::span<const LockGrant> grants, GroupEvent why) { raw->on_lost(grants, why); };
+  lo.on_lost = [raw](std::span<const LockGrant> grants, GroupEvent why) {
+    raw->on_lost(grants, why);
+  };
   lo.listener = raw;
   auto s = LockService::create(go, std::move(lo));
   if (!s.ok()) {
@@ -178,7 +180,9 @@ struct Counts {
 class Worker {
  public:
   explicit Worker(const Options& o)
-      : o_(o), guard_(o.data_dir), rng_(o.seed != 0 ? o.seed : std::random_device{}()),
+      : o_(o),
+        guard_(o.data_dir),
+        rng_(o.seed != 0 ? o.seed : std::random_device{}()),
         ack_path_(o.data_dir + "/ack-n" + std::to_string(o.node)) {}
 
   int run();
@@ -249,8 +253,8 @@ void Worker::refused(Incarnation& inc, const LockGrant& grant, const char* what)
     while (!inc.was_lost(grant.fence) && Clock::now() < reported) {
       std::this_thread::sleep_for(milliseconds(1));
     }
-    const char* why = inc.was_lost(grant.fence) ? (inc.removed.load() ? "removed" : "cut_off")
-                                                : "unreported";
+    const char* why =
+        inc.was_lost(grant.fence) ? (inc.removed.load() ? "removed" : "cut_off") : "unreported";
     say("stale self=%s fence=%" PRIu64 " explained=%s", inc.self.c_str(), grant.fence, why);
     return;
   }
