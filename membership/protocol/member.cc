@@ -122,8 +122,17 @@ void Member::Impl::handle_record(NodeId from, std::span<const std::byte> record)
     return;
   }
   if (h.writer == self) return;
+  // Two or more views ahead: never needed. To be in view v+2 a member must answer the flush of
+  // v+1, which it does only once it installed v+1; so a member still in v when a v+2 record
+  // arrives is in no view that holds it (it learns so by INSTALL or NOT_MEMBER). Dropping it
+  // keeps garbage views from pinning memory.
+  if (state != MemberState::kJoining && h.view > cur->view.id + 1) {
+    ++counters.records_dropped_stale;
+    return;
+  }
   if (state == MemberState::kJoining || h.view > cur->view.id) {
-    // A view this member has not installed yet: keep it for then (the log keeps the bytes).
+    // A view this member has not installed yet: keep it for then (the driver keeps the bytes:
+    // holds()).
     if (future.size() < kMaxFuture) {
       future.emplace_back(from, record);
     } else {
@@ -180,10 +189,14 @@ void Member::Impl::on_data(ViewData& v, uint32_t rank, const DataBody& d) {
     ++counters.records_malformed;
     return;
   }
-  if (s.msgs.size() < d.sseq) s.msgs.resize(d.sseq);
-  Msg& m = s.msgs[d.sseq - 1];
+  // Released: held, delivered and acknowledged by all long ago; this is a late relay.
+  if (d.sseq <= v.released(rank)) return;
+  s.msgs.extend(d.sseq);
+  Msg& m = s.msgs.at(d.sseq - 1);
   if (m.held) return;  // a relay of what the sender's own log brought already, or the reverse
-  if (d.gseq_inline != 0 && !add_order(v, d.gseq_inline, rank, d.sseq)) {
+  // A message not held yet cannot have a released gseq: the entry there is another message's.
+  if (d.gseq_inline != 0 &&
+      (d.gseq_inline <= v.order.first() || !add_order(v, d.gseq_inline, rank, d.sseq))) {
     ++counters.records_malformed;
     return;
   }
@@ -191,7 +204,10 @@ void Member::Impl::on_data(ViewData& v, uint32_t rank, const DataBody& d) {
   m.mode = d.mode;
   m.gseq_inline = d.gseq_inline;
   m.payload = d.payload;
-  while (s.recv < s.msgs.size() && s.msgs[s.recv].held) ++s.recv;
+  for (const Msg* n = v.msg(rank, s.recv + 1); n != nullptr && n->held;
+       n = v.msg(rank, s.recv + 1)) {
+    ++s.recv;
+  }
 
   // Planted bug: a total message delivered on receipt, before its ORDER entry is held.
   if (config.bugs.deliver_before_order && active() && d.mode == Mode::kTotal &&
@@ -202,13 +218,18 @@ void Member::Impl::on_data(ViewData& v, uint32_t rank, const DataBody& d) {
 
 bool Member::Impl::add_order(ViewData& v, uint64_t gseq, uint32_t rank, uint32_t sseq) {
   if (gseq == 0 || gseq > v.ordered + kMaxAhead) return false;
-  if (v.order.size() < gseq) v.order.resize(gseq);
-  OrderSlot& o = v.order[gseq - 1];
+  // A released entry: a late relay of it (its content is gone; it was the sequencer's).
+  if (gseq <= v.order.first()) return true;
+  v.order.extend(gseq);
+  OrderSlot& o = v.order.at(gseq - 1);
   if (o.present) return o.rank == rank && o.sseq == sseq;
   o.present = true;
   o.rank = static_cast<uint8_t>(rank);
   o.sseq = sseq;
-  while (v.ordered < v.order.size() && v.order[v.ordered].present) ++v.ordered;
+  for (const OrderSlot* n = v.order.find(v.ordered); n != nullptr && n->present;
+       n = v.order.find(v.ordered)) {
+    ++v.ordered;
+  }
   return true;
 }
 
@@ -226,7 +247,7 @@ bool Member::Impl::on_order(ViewData& v, const OrderBody& o) {
 
 void Member::Impl::update_held(ViewData& v) {
   while (v.held < v.ordered) {
-    const OrderSlot& o = v.order[v.held];
+    const OrderSlot& o = v.order.at(v.held);
     const Msg* m = v.msg(o.rank, o.sseq);
     if (m == nullptr || !m->held) break;
     ++v.held;
@@ -250,7 +271,7 @@ void Member::Impl::try_deliver() {
   for (uint32_t r = 0; r < v.view.count; ++r) fifo_chain(v, r);
   const uint64_t stable_gseq = stable(v);
   while (v.walk < v.ordered && active()) {
-    const OrderSlot o = v.order[v.walk];
+    const OrderSlot o = v.order.at(v.walk);
     Msg* m = v.msg(o.rank, o.sseq);
     if (m == nullptr || !m->held) break;
     if (!m->delivered) {
@@ -261,15 +282,53 @@ void Member::Impl::try_deliver() {
     ++v.walk;
     fifo_chain(v, o.rank);
   }
+  release(v);
 }
 
 void Member::Impl::fifo_chain(ViewData& v, uint32_t rank) {
   SenderState& s = v.senders[rank];
   while (s.delivered < s.recv) {
-    Msg& m = s.msgs[s.delivered];
+    const Msg& m = s.msgs.at(s.delivered);
     if (m.mode != Mode::kFifo) break;
     deliver(v, rank, s.delivered + 1, 0);
   }
+}
+
+// Releases what no member can need again (NOTES.md, "Releasing what no member needs"): the
+// gseqs up to min(stable, walk) are delivered here and held, with their DATA, by every member
+// of the view, so no flush can ask for them (a fetch asks only past the asker's own recv and
+// ordered, which are at least its acknowledged frontier) and no delivery can touch them again.
+// Their order entries and messages leave the windows; the records the messages point into are
+// then free for the driver (holds()), and own payloads go back to the arena once the actions
+// are carried out (clear_actions(): a delivery of this very call may still point there). Not
+// while a joiner holds deliveries back for its snapshot: those point anywhere.
+void Member::Impl::release(ViewData& v) {
+  if (!restored) return;
+  const uint64_t upto = std::min(stable(v), v.walk);
+  if (v.order.first() >= upto) return;
+  uint32_t touched = 0;  // ranks whose messages were marked
+  while (v.order.first() < upto) {
+    const OrderSlot& o = v.order.front();
+    COHORT_ASSERT(o.present);
+    // The walk passed it, so it is held and delivered (or a duplicate entry of a message
+    // released already, which only a faulty sequencer writes: nothing to mark).
+    if (Msg* m = v.msg(o.rank, o.sseq)) {
+      COHORT_ASSERT(m->held && m->delivered);
+      m->released = true;
+      touched |= 1U << o.rank;
+    }
+    v.order.pop_front();
+  }
+  // Per sender, released messages leave from the front. A sequencer orders each sender's sseqs
+  // in increasing order, so this is the whole released set; a prefix waits behind a gap only if
+  // an ORDER record broke that rule.
+  for (uint32_t r = 0; touched != 0; ++r, touched >>= 1) {
+    if ((touched & 1U) == 0) continue;
+    Window<Msg>& msgs = v.senders[r].msgs;
+    while (msgs.size() > 0 && msgs.front().released) msgs.pop_front();
+    msgs.shrink();
+  }
+  v.order.shrink();
 }
 
 void Member::Impl::deliver(ViewData& v, uint32_t rank, uint32_t sseq, uint64_t gseq) {
@@ -293,12 +352,11 @@ void Member::Impl::deliver(ViewData& v, uint32_t rank, uint32_t sseq, uint64_t g
 
 void Member::Impl::append_data(Mode mode, std::span<const std::byte> payload) {
   ViewData& v = *cur;
-  v.own_payloads.emplace_back(payload.begin(), payload.end());
-  const std::span<const std::byte> stored(v.own_payloads.back());
   DataBody d{};
   d.rank = static_cast<uint8_t>(v.my_rank);
   d.mode = mode;
   d.sseq = ++v.my_sseq;
+  const std::span<const std::byte> stored = v.own.put(payload, d.sseq);
   // The sequencer's own messages carry their order inline: one hop instead of two.
   d.gseq_inline = v.my_rank == 0 ? v.next_gseq++ : 0;
   d.payload = stored;
@@ -447,6 +505,59 @@ void Member::snapshot_taken(ViewId view, std::span<const std::byte> snapshot) {
   while (m.snapshots.size() > 4) m.snapshots.pop_front();
 }
 
+void RecordTag::note(std::span<const std::byte> record) noexcept {
+  Reader r(record);
+  RecordHead h{};
+  if (!get_record_head(r, &h)) return;  // dropped by every member at once
+  DataBody d{};
+  const bool data = (h.kind == RecordKind::kData || h.kind == RecordKind::kRelayData) &&
+                    get_data(r, &d);
+  if (h.view > view) {
+    older = std::max(older, view);  // 0 when nothing was noted yet
+    view = h.view;
+    sseq.fill(0);
+  } else if (h.view < view) {
+    older = std::max(older, h.view);
+  }
+  if (data && h.view == view) sseq[d.rank] = std::max(sseq[d.rank], d.sseq);
+}
+
+// Record bytes are pointed at by: the messages of `cur` and `prev` not released yet; `future`
+// (every record of the next view, whole); deliveries a joiner holds back until its snapshot.
+// Views older than `prev` hold nothing (ViewData gone), records two or more views ahead are
+// dropped on arrival (handle_record), and a final member delivers nothing more.
+bool Member::holds(const RecordTag& tag) const noexcept {
+  const Impl& m = *impl_;
+  if (m.state == MemberState::kLeft || m.state == MemberState::kRemoved) return false;
+  if (!m.cur || !m.restored) return true;
+  const ViewId id = m.cur->view.id;
+  if (tag.view == id + 1) return true;  // kept in `future` until installed
+  const ViewId oldest = m.prev ? m.prev->view.id : id;
+  // Records of older views in the chunk are not tracked per message: kept with their view,
+  // the next one included (a chunk of garbage from a far view cannot free it early).
+  if (tag.older >= oldest) return true;
+  if (tag.view > id) return false;  // two or more ahead: dropped, never pointed at
+  const ViewData* v = tag.view == m.cur->view.id                  ? m.cur.get()
+                      : m.prev && tag.view == m.prev->view.id ? m.prev.get()
+                                                              : nullptr;
+  if (v == nullptr) return false;
+  for (uint32_t r = 0; r < kMaxMembers; ++r) {
+    if (tag.sseq[r] > v->released(r)) return true;
+  }
+  return false;
+}
+
+Member::Footprint Member::footprint() const noexcept {
+  const Impl& m = *impl_;
+  Footprint f{};
+  if (!m.cur) return f;
+  for (const SenderState& s : m.cur->senders) f.msgs += s.msgs.size();
+  f.order = m.cur->order.size();
+  f.own_chunks = m.cur->own.chunks();
+  f.released_gseq = m.cur->order.first();
+  return f;
+}
+
 std::span<const Action> Member::actions() const noexcept {
   Impl& m = *impl_;
   if (!m.out_built) {
@@ -462,10 +573,20 @@ std::span<const Action> Member::actions() const noexcept {
 }
 
 void Member::clear_actions() noexcept {
-  impl_->pending.clear();
-  impl_->arena.clear();
-  impl_->out.clear();
-  impl_->out_built = true;
+  Impl& m = *impl_;
+  // A view change delivers its whole cut in one batch (an Action is ~350 bytes): after such a
+  // spike the buffers go, rather than stay at their largest for the life of the process.
+  constexpr size_t kKeepActions = 4096;
+  constexpr size_t kKeepArenaBytes = 1U << 20;
+  if (m.pending.capacity() > kKeepActions) std::vector<PendingAction>().swap(m.pending);
+  if (m.out.capacity() > kKeepActions) std::vector<Action>().swap(m.out);
+  if (m.arena.capacity() > kKeepArenaBytes) std::vector<std::byte>().swap(m.arena);
+  m.pending.clear();
+  m.arena.clear();
+  m.out.clear();
+  m.out_built = true;
+  // The driver is done with the actions: own payloads released by now may be reused.
+  if (m.cur && m.restored) m.cur->own.release(m.cur->released(m.cur->my_rank));
 }
 
 Uid Member::self() const noexcept {

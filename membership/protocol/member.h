@@ -11,7 +11,8 @@
 //     what it has received with one ORDER record and every member acknowledges what it holds;
 //   - the application's snapshot, asked for by a kTakeSnapshot action (snapshot_taken).
 //
-// Actions (actions(), valid until the next call into the Member):
+// Actions (actions(), valid until clear_actions() or the next call into the Member; the
+// payloads of own messages may be reused from clear_actions() on):
 //   - kAppend: append `bytes` to this member's own log (the transport carries it to all);
 //   - kSend: send the control datagram `bytes` to node `to`;
 //   - kDeliver: hand `delivery` to the application (payload bytes lie in some member's log);
@@ -21,13 +22,16 @@
 //   - kLeft / kRemoved / kCutOff: this member left, was removed from the group, or cannot
 //     reach a majority of its view (it delivers nothing until that changes).
 //
-// Record lifetime: the bytes of a record given to on_record() must stay valid until the
-// driver discards the log (the simulator keeps logs whole; the engine releases log space only
-// below the stability frontier, see NOTES.md).
+// Record lifetime: the bytes of a record given to on_record() must stay valid for as long as
+// the member may point into them. A driver that keeps copies (the engine, the simulator) notes
+// each record in a RecordTag of the chunk that holds it and frees the chunk once holds(tag) is
+// false (record_store.h does this); the member releases a message once it is delivered here and
+// stable (NOTES.md, "Releasing what no member needs").
 //
 // Threading: a Member belongs to one thread; nothing inside is shared.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -84,6 +88,17 @@ enum class SendResult : uint8_t {
   kNotMember,  // joining, left or removed
 };
 
+// What a batch of records (a driver's chunk of copies) may hold that a Member points at: a
+// message's payload lies in the DATA or RELAY_DATA record that brought it, and a record of a view
+// not installed yet is kept whole until then. note() reads the record head and the DATA body;
+// garbage is noted by what it claims, which can only hold a chunk longer, never free it early.
+struct RecordTag {
+  ViewId view = 0;                           // the highest view of a record noted
+  std::array<uint32_t, kMaxMembers> sseq{};  // per sender rank: the highest DATA sseq in `view`
+  ViewId older = 0;                          // the highest view below `view` of a record noted
+  void note(std::span<const std::byte> record) noexcept;
+};
+
 // Counters a driver or `cohort stat` may read; updated on the member's thread.
 struct MemberCounters {
   uint64_t sent = 0;
@@ -125,6 +140,22 @@ class Member {
 
   std::span<const Action> actions() const noexcept;
   void clear_actions() noexcept;
+
+  // Whether this member may still point into a record noted in `tag` (a payload it holds, a
+  // record kept for a view not installed yet, a delivery a joiner holds back). False means the
+  // driver may free or reuse those bytes. Ask only between calls, after carrying out the
+  // actions, and never for records not yet handed to on_record().
+  bool holds(const RecordTag& tag) const noexcept;
+
+  // What the member keeps now (tests, `cohort stat`): messages and order entries not released
+  // in the installed view, and the chunks of its own payloads.
+  struct Footprint {
+    uint64_t msgs = 0;
+    uint64_t order = 0;
+    uint64_t own_chunks = 0;
+    uint64_t released_gseq = 0;  // the release frontier of the installed view
+  };
+  Footprint footprint() const noexcept;
 
   Uid self() const noexcept;
   MemberState state() const noexcept;

@@ -528,9 +528,10 @@ void Member::Impl::on_fetch(const ControlHead& h, NodeId from, Reader& r) {
   for (uint32_t i = 0; i < f.count; ++i) {
     const OrderRange& range = f.ranges[i];
     if (range.rank >= v->view.count) continue;
-    const uint32_t last =
-        std::min(range.sseq_to, static_cast<uint32_t>(v->senders[range.rank].msgs.size()));
-    for (uint32_t k = range.sseq_from; k <= last; ++k) {
+    // Released messages are held by every member: nobody asks for them, and they are gone.
+    const auto last = static_cast<uint32_t>(
+        std::min<uint64_t>(range.sseq_to, v->senders[range.rank].msgs.end()));
+    for (uint32_t k = std::max(range.sseq_from, v->released(range.rank) + 1); k <= last; ++k) {
       Msg* m = v->msg(range.rank, k);
       if (m == nullptr || !m->held || m->relayed) continue;
       DataBody d{};
@@ -545,19 +546,24 @@ void Member::Impl::on_fetch(const ControlHead& h, NodeId from, Reader& r) {
     }
   }
   if (f.order_from != 0) {
-    // Each run of entries not relayed yet becomes one RELAY_ORDER record.
-    const uint64_t end = std::min(f.order_to, static_cast<uint64_t>(v->order.size()));
-    uint64_t g = f.order_from;
+    // Each run of entries not relayed yet becomes one RELAY_ORDER record (released entries
+    // are held by every member, like released messages).
+    const uint64_t end = std::min(f.order_to, v->order.end());
+    uint64_t g = std::max(f.order_from, v->order.first() + 1);
+    const auto relayable = [&](uint64_t at) {
+      const OrderSlot* o = v->order.find(at - 1);
+      return o != nullptr && o->present && !o->relayed;
+    };
     while (g <= end) {
-      if (!v->order[g - 1].present || v->order[g - 1].relayed) {
+      if (!relayable(g)) {
         ++g;
         continue;
       }
       OrderRange ranges[kMaxOrderRanges];
       uint32_t n = 0;
       const uint64_t first = g;
-      while (g <= end && v->order[g - 1].present && !v->order[g - 1].relayed) {
-        OrderSlot& o = v->order[g - 1];
+      while (g <= end && relayable(g)) {
+        OrderSlot& o = v->order.at(g - 1);
         if (n > 0 && ranges[n - 1].rank == o.rank && ranges[n - 1].sseq_to + 1 == o.sseq) {
           ranges[n - 1].sseq_to = o.sseq;
         } else if (n < kMaxOrderRanges) {
@@ -633,9 +639,13 @@ void Member::Impl::deliver_cut(const CutValue& c) {
     uint64_t gseq;
   };
   std::vector<Entry> list;
+  // Released entries (gseqs up to order.first()) were delivered here, and their messages are
+  // each sender's sseqs up to released(s): they are in every cut (NOTES.md), and the walk
+  // starts after them.
   uint32_t covered[kMaxMembers] = {};
-  for (uint64_t g = 1; g <= c.ordered; ++g) {
-    const OrderSlot& o = v.order[g - 1];
+  for (uint32_t s = 0; s < c.senders; ++s) covered[s] = v.released(s);
+  for (uint64_t g = v.order.first() + 1; g <= c.ordered; ++g) {
+    const OrderSlot& o = v.order.at(g - 1);
     COHORT_ASSERT(o.present);
     if (o.sseq <= c.cut[o.rank]) {
       list.push_back(Entry{o.rank, o.sseq, g});
@@ -653,6 +663,7 @@ void Member::Impl::deliver_cut(const CutValue& c) {
     for (size_t i = 0; i < list.size(); ++i) list[i].gseq = i + 1;
   }
   for (const Entry& e : list) {
+    if (e.sseq <= v.released(e.rank)) continue;  // delivered, and released since
     Msg* m = v.msg(e.rank, e.sseq);
     COHORT_ASSERT_MSG(m != nullptr && m->held, "installing without holding the cut");
     if (m->delivered) continue;
@@ -700,7 +711,7 @@ void Member::Impl::do_install(const CutValue& c) {
 }
 
 void Member::Impl::enter_view(const View& view, uint32_t joiners_mask, bool joiner) {
-  if (prev && !restored) retained_own.push_back(std::move(prev->own_payloads));
+  if (prev && !restored) retained_own.push_back(std::move(prev->own));
   if (restored) retained_own.clear();  // the held deliveries went out long ago
   prev = std::move(cur);
   cur = std::make_unique<ViewData>();

@@ -12,6 +12,8 @@
 
 #include "membership/protocol/codec.h"
 #include "membership/protocol/member.h"
+#include "membership/protocol/payload_arena.h"
+#include "membership/protocol/window.h"
 
 namespace cohort::membership {
 
@@ -19,14 +21,17 @@ namespace cohort::membership {
 struct Msg {
   bool held = false;
   bool delivered = false;
-  bool relayed = false;  // this member has copied it into its own log (RELAY_DATA)
+  bool relayed = false;   // this member has copied it into its own log (RELAY_DATA)
+  bool released = false;  // its gseq is below the release frontier (release())
   Mode mode = Mode::kTotal;
   uint64_t gseq_inline = 0;
   std::span<const std::byte> payload;
 };
 
+// Per sender: the messages not yet released, sseqs msgs.first()+1 .. msgs.end(). Everything at
+// or below msgs.first() was held, delivered and released (NOTES.md, "Releasing").
 struct SenderState {
-  std::vector<Msg> msgs;      // index sseq - 1
+  Window<Msg> msgs;           // index sseq - 1
   uint32_t recv = 0;          // highest sseq held contiguously
   uint32_t delivered = 0;     // highest sseq delivered (delivery is a prefix per sender)
   uint32_t ordered_upto = 0;  // the sequencer: highest sseq of this sender it has ordered
@@ -44,7 +49,7 @@ struct ViewData {
   View view{};
   uint32_t my_rank = View::kNoRank;
   std::array<SenderState, kMaxMembers> senders{};
-  std::vector<OrderSlot> order;  // index gseq - 1
+  Window<OrderSlot> order;  // index gseq - 1; gseqs up to order.first() are released
   uint64_t ordered = 0;          // highest gseq whose ORDER entry is held contiguously
   uint64_t walk = 0;             // gseqs 1..walk are delivered (or were FIFO, delivered early)
   uint64_t held = 0;             // highest gseq held contiguously with its DATA
@@ -52,11 +57,18 @@ struct ViewData {
   std::array<uint64_t, kMaxMembers> acked{};  // per rank: `held` as its ACK records say
   uint64_t next_gseq = 1;                     // the sequencer's next gseq
   uint32_t my_sseq = 0;
-  std::deque<std::vector<std::byte>> own_payloads;  // this member's messages (stable addresses)
+  PayloadArena own;  // the bytes of this member's messages in this view
 
+  // The message, or nullptr when it was released or no record has named it yet.
   Msg* msg(uint32_t rank, uint32_t sseq) noexcept {
-    SenderState& s = senders[rank];
-    return sseq >= 1 && sseq <= s.msgs.size() ? &s.msgs[sseq - 1] : nullptr;
+    return sseq >= 1 ? senders[rank].msgs.find(sseq - 1) : nullptr;
+  }
+  const Msg* msg(uint32_t rank, uint32_t sseq) const noexcept {
+    return sseq >= 1 ? senders[rank].msgs.find(sseq - 1) : nullptr;
+  }
+  // Sseqs of `rank` up to here are released (held, delivered here, held by every member).
+  uint32_t released(uint32_t rank) const noexcept {
+    return static_cast<uint32_t>(senders[rank].msgs.first());
   }
 };
 
@@ -148,7 +160,7 @@ struct Member::Impl {
   std::deque<std::pair<ViewId, std::vector<std::byte>>> snapshots;  // served to joiners
   std::vector<Action> buffered_app;  // app-facing actions held until the snapshot is applied
   // Own messages of views gone by, kept while held deliveries of a joiner may point at them.
-  std::vector<std::deque<std::vector<std::byte>>> retained_own;
+  std::vector<PayloadArena> retained_own;
 
   // --- held sends and records of views not yet installed
   std::deque<std::pair<Mode, std::vector<std::byte>>> pending_sends;
@@ -213,6 +225,7 @@ struct Member::Impl {
   void try_deliver();
   void fifo_chain(ViewData& v, uint32_t rank);
   void deliver(ViewData& v, uint32_t rank, uint32_t sseq, uint64_t gseq);
+  void release(ViewData& v);
   void append_data(Mode mode, std::span<const std::byte> payload);
   void order_pending(ViewData& v);
   void become_final(MemberState final_state);

@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include "membership/protocol/codec.h"
+#include "membership/protocol/payload_arena.h"
+#include "membership/protocol/window.h"
+
 #include <cstring>
 #include <deque>
 #include <map>
@@ -200,6 +204,121 @@ TEST(Member, LeaveAndRejoinAsANewIncarnation) {
   net.run(500 * kMs);
   EXPECT_EQ(net.node(0).m->view().count, 3U);
   EXPECT_EQ(net.node(2).m->state(), MemberState::kActive);
+}
+
+// The per-view window: indices stay absolute while the ring wraps, grows and shrinks.
+TEST(Window, KeepsAbsoluteIndicesAcrossWrapGrowthAndShrink) {
+  Window<uint64_t> w;
+  uint64_t next = 0;
+  for (uint64_t round = 0; round < 40000; ++round) {
+    w.extend(next + 7);  // 7 in, 5 out: the window drifts and grows
+    for (uint64_t i = next; i < next + 7; ++i) w.at(i) = i * 3 + 1;
+    next += 7;
+    for (int k = 0; k < 5; ++k) {
+      ASSERT_EQ(w.front(), w.first() * 3 + 1);
+      w.pop_front();
+    }
+    ASSERT_EQ(w.find(w.first() - 1), nullptr);  // released
+    ASSERT_EQ(w.find(w.end()), nullptr);        // not yet named
+    ASSERT_NE(w.find(w.end() - 1), nullptr);
+    ASSERT_EQ(w.at(w.end() - 1), (w.end() - 1) * 3 + 1);
+  }
+  EXPECT_EQ(w.first(), 200'000U);
+  EXPECT_EQ(w.size(), 80'000U);
+  const size_t big = w.capacity();
+  while (w.size() > 100) w.pop_front();
+  w.shrink();
+  EXPECT_LT(w.capacity(), big);
+  for (uint64_t i = w.first(); i < w.end(); ++i) ASSERT_EQ(w.at(i), i * 3 + 1);
+  w.extend(w.end() + 3);  // new elements are value-initialized, even in reused slots
+  EXPECT_EQ(w.at(w.end() - 1), 0U);
+}
+
+// Own payloads: bytes stay put until released, chunks are reused, nothing grows in a flow.
+TEST(PayloadArena, ReusesChunksOnceReleased) {
+  PayloadArena a;
+  std::vector<std::byte> payload(1000);
+  std::vector<std::span<const std::byte>> kept;
+  for (uint32_t sseq = 1; sseq <= 100'000; ++sseq) {
+    std::memcpy(payload.data(), &sseq, 4);
+    kept.push_back(a.put(payload, sseq));
+    if (sseq > 200) a.release(sseq - 200);  // 200 in flight, ~200 KB
+    ASSERT_LE(a.chunks(), 5U);
+  }
+  for (uint32_t sseq = 99'801; sseq <= 100'000; ++sseq) {
+    uint32_t got = 0;
+    std::memcpy(&got, kept[sseq - 1].data(), 4);
+    ASSERT_EQ(got, sseq);
+  }
+  a.release(100'000);
+  EXPECT_EQ(a.chunks(), 0U);
+}
+
+std::vector<std::byte> data_record(ViewId view, uint8_t rank, uint32_t sseq) {
+  std::vector<std::byte> out;
+  Writer w(&out);
+  put_record_head(w, RecordKind::kData, Uid{rank, 1}, view);
+  DataBody d{};
+  d.rank = rank;
+  d.sseq = sseq;
+  const std::byte payload[4] = {};
+  d.payload = payload;
+  put_data(w, d);
+  return out;
+}
+
+// A chunk's tag: the highest view, per sender the highest sseq in it, older views' data apart.
+TEST(RecordTag, NotesTheNewestViewPerSenderAndTheOlderOne) {
+  RecordTag t;
+  t.note(data_record(4, 1, 10));
+  t.note(data_record(4, 1, 7));
+  t.note(data_record(4, 2, 3));
+  EXPECT_EQ(t.view, 4U);
+  EXPECT_EQ(t.sseq[1], 10U);
+  EXPECT_EQ(t.sseq[2], 3U);
+  EXPECT_EQ(t.older, 0U);
+  t.note(data_record(5, 0, 1));  // a view change inside the chunk
+  EXPECT_EQ(t.view, 5U);
+  EXPECT_EQ(t.sseq[0], 1U);
+  EXPECT_EQ(t.sseq[1], 0U);
+  EXPECT_EQ(t.older, 4U);
+  const std::byte garbage[8] = {};
+  t.note(garbage);  // not a record: every member drops it
+  EXPECT_EQ(t.view, 5U);
+  t.note(data_record(1'000'000, 3, 9));  // a view far ahead: the rest becomes `older`
+  EXPECT_EQ(t.view, 1'000'000U);
+  EXPECT_EQ(t.older, 5U);
+}
+
+// A member in a long view gives back what every member holds: after a flow it points into no
+// record of it, and keeps no message.
+TEST(Member, ReleasesWhatEveryMemberHoldsWithinTheView) {
+  Net net(3);
+  net.start(0, true);
+  net.start(1, false);
+  net.start(2, false);
+  net.run(500 * kMs);
+  const ViewId view = net.node(0).m->view().id;
+  for (uint32_t i = 0; i < 300; ++i) {
+    net.send(i % 3, static_cast<Mode>(i % 3), 1'000'000 + i);
+    net.run(kMs);
+  }
+  net.run(100 * kMs);
+  for (uint32_t n = 0; n < 3; ++n) {
+    const Member& m = *net.node(n).m;
+    ASSERT_EQ(m.view().id, view);
+    const Member::Footprint f = m.footprint();
+    EXPECT_EQ(f.msgs, 0U);
+    EXPECT_EQ(f.order, 0U);
+    EXPECT_EQ(f.released_gseq, 300U);
+    EXPECT_EQ(f.own_chunks, 0U);
+    RecordTag t;
+    t.note(data_record(view, 1, 1));
+    EXPECT_FALSE(m.holds(t)) << "node " << n;  // released: the driver may free it
+    RecordTag next;
+    next.note(data_record(view + 1, 1, 1));
+    EXPECT_TRUE(m.holds(next)) << "node " << n;  // a view not installed yet is kept
+  }
 }
 
 }  // namespace
