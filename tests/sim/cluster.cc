@@ -11,6 +11,10 @@ namespace {
 
 constexpr TimeNs kTick = kMs;
 constexpr TimeNs kQuantum = 100 * kUs;
+// Record copies: chunks of ~10 records, so a chunk is given back soon after its messages are
+// released, and a misjudged one is poisoned soon.
+constexpr size_t kStoreChunkBytes = 1024;
+constexpr size_t kStoreSpares = 16;
 
 TimeNs round_up(TimeNs t, TimeNs q) {
   return (t + q - 1) / q * q;
@@ -64,7 +68,7 @@ void Cluster::step() {
     if (s.member == nullptr || s.paused) continue;  // the net drops these; belt and braces
     hash(0x1000 + item.to);
     if (item.kind == transport::sim::ItemKind::kRecord) {
-      s.member->on_record(item.from, item.bytes, now_);
+      s.member->on_record(item.from, s.store->keep(item.bytes), now_);
     } else {
       s.member->on_control(item.from, item.bytes, now_);
     }
@@ -91,6 +95,11 @@ void Cluster::step() {
     if ((touched_ & (uint64_t{1} << n)) == 0 || s.member == nullptr || s.paused) continue;
     s.member->end_burst(now_);
     drain(n);
+    if (s.member == nullptr) continue;
+    s.store->release(*s.member);
+    // No record here is malformed: a member that finds one read a poisoned copy.
+    COHORT_ASSERT_MSG(s.member->counters().records_malformed == 0,
+                      "a member read a record copy after holds() said it was done with it");
   }
 }
 
@@ -105,6 +114,7 @@ void Cluster::start(NodeId node, bool founder) {
   const Uid self{node, s.incarnation};
   net_.start(node, now_);
   s.member = std::make_unique<Member>(config_, self, nodes());
+  s.store = std::make_unique<membership::RecordStore>(kStoreChunkBytes, kStoreSpares, true);
   checker_->on_start(self, founder, now_);
   if (hooks_ != nullptr) hooks_->on_start(node, self, founder);
   hash(0x2000 + node);
@@ -130,6 +140,7 @@ void Cluster::crash(NodeId node) {
   if (hooks_ != nullptr) hooks_->on_crash(node);
   collect_coverage(*s.member);
   s.member.reset();
+  s.store.reset();  // after the member, which points into it
   s.paused = false;
   net_.crash(node, now_);
 }
@@ -320,6 +331,7 @@ void Cluster::end_process(NodeId node, ActionKind why) {
   }
   collect_coverage(*s.member);
   s.member.reset();
+  s.store.reset();  // after the member, which points into it
   s.paused = false;
   net_.stop(node, now_);
   if (on_end) on_end(node, why);

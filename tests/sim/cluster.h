@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "membership/protocol/member.h"
+#include "membership/protocol/record_store.h"
 #include "tests/sim/checker.h"
 #include "tests/sim/sim_app.h"
 #include "transport/sim/sim_net.h"
@@ -116,6 +117,10 @@ class Cluster {
   const Member* member(NodeId node) const noexcept { return slots_[node].member.get(); }
   Uid uid(NodeId node) const noexcept { return Uid{node, slots_[node].incarnation}; }
   const AppState& app(NodeId node) const noexcept { return slots_[node].app; }
+  // Chunks of record copies `node`'s member may still point into (tests of bounded memory).
+  size_t held_record_chunks(NodeId node) const noexcept {
+    return slots_[node].store ? slots_[node].store->live_chunks() : 0;
+  }
 
   uint64_t trace_hash() const noexcept { return trace_; }
   const Counters& counters() const noexcept { return counters_; }
@@ -127,6 +132,11 @@ class Cluster {
  private:
   struct Slot {
     std::unique_ptr<Member> member;
+    // The member's copies of the records it reads, in small chunks the member says it is done
+    // with (Member::holds) and that are then poisoned: a member that read them afterwards would
+    // deliver or relay garbage, which the checker's payload hashes catch. The engine keeps its
+    // copies the same way.
+    std::unique_ptr<membership::RecordStore> store;
     uint32_t incarnation = 0;
     bool paused = false;
     AppState app;
