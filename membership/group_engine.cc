@@ -18,7 +18,6 @@ constexpr TimeNs kMaintainNs = 20'000'000;  // look for new, dead or restarted p
 constexpr uint32_t kControlSlots = 256;       // dedicated mode: datagrams between the cores
 constexpr TimeNs kControlPollNs = 20'000;     // shared mode: how often the control socket is read
 constexpr uint16_t kRecordType = transport::kRecordUser;
-constexpr size_t kChunkBytes = 1U << 20;  // record copies: ~16k 64-byte records a chunk
 
 TimeNs now_ns() {
   return cohort::clock().now_ns();
@@ -132,7 +131,7 @@ uint32_t GroupEngine::poll_logs(TimeNs now) {
     // before release(): what the Member then asks for (a re-attach at an install) cannot pull
     // a subscription from under a burst.
     std::span<const std::byte> copies[kPollBurst];
-    for (uint32_t i = 0; i < got; ++i) copies[i] = keep(records[i].payload);
+    for (uint32_t i = 0; i < got; ++i) copies[i] = store_.keep(records[i].payload);
     transport_->release(n);
     for (uint32_t i = 0; i < got; ++i) {
       member_->on_record(n, copies[i], now);
@@ -141,6 +140,10 @@ uint32_t GroupEngine::poll_logs(TimeNs now) {
     counters_.records_in += got;
     work += got;
   }
+  // Every copy is with the Member now and its actions are carried out (RecordStore's rules).
+  // While one chunk is being filled there is nothing to give back before it fills: ask only
+  // when older chunks wait (a few times per MiB of records).
+  if (store_.live_chunks() > 1) store_.release(*member_);
   return work;
 }
 
@@ -271,11 +274,11 @@ uint32_t GroupEngine::poll() {
     if (!options_.dedicated) transport_->beat();
     member_->tick(now);
     carry_out();
+    store_.release(*member_);  // the last chunk too, once the flow stops
   }
   if (!pending_appends_.empty()) work += flush_appends() ? 1 : 0;
   work += transport_->flush(now) != 0 ? 1 : 0;
   if (work == 0) ++counters_.idle_polls;
-  prune_store();
   return work;
 }
 
@@ -338,52 +341,6 @@ void GroupEngine::carry_out() {
   // (shm) joiners' files are attached so they read this log from here on.
   if (in_view) transport_->on_install(*in_view);
   if (!pending_appends_.empty()) flush_appends();
-}
-
-// Frees copies of records of views the Member is done with: anything two views back, once a
-// joiner has applied its snapshot (until then held deliveries may point anywhere).
-void GroupEngine::prune_store() {
-  const View& v = member_->view();
-  if (!member_->restored() || v.id < 3) return;
-  const uint64_t floor = v.id - 2;
-  // The newest chunk is being filled: it stays.
-  while (chunks_.size() > 1 && chunks_.front().max_view <= floor) {
-    Chunk c = std::move(chunks_.front());
-    chunks_.pop_front();
-    if (c.capacity == kChunkBytes && spare_chunks_.size() < 4) {
-      c.used = 0;
-      c.max_view = 0;
-      spare_chunks_.push_back(std::move(c));
-    }
-  }
-}
-
-// Copies a record into the newest chunk (a new or spare one when it is full) and notes its
-// view (record head: magic, version, kind, writer, then the view at byte 12).
-std::span<const std::byte> GroupEngine::keep(std::span<const std::byte> record) {
-  if (chunks_.empty() || chunks_.back().used + record.size() > chunks_.back().capacity) {
-    Chunk c;
-    if (record.size() <= kChunkBytes && !spare_chunks_.empty()) {
-      c = std::move(spare_chunks_.back());
-      spare_chunks_.pop_back();
-    } else {
-      c.capacity = std::max(kChunkBytes, record.size());
-      c.data = std::make_unique<std::byte[]>(c.capacity);
-    }
-    chunks_.push_back(std::move(c));
-  }
-  Chunk& c = chunks_.back();
-  std::byte* at = c.data.get() + c.used;
-  std::memcpy(at, record.data(), record.size());
-  c.used += (record.size() + 7) & ~size_t{7};  // keep every copy 8-byte aligned
-  c.used = std::min(c.used, c.capacity);
-  uint64_t view = 0;
-  if (record.size() >= 20) std::memcpy(&view, record.data() + 12, 8);
-  // A view far beyond ours is garbage (the Member will drop the record): it must not pin the
-  // chunk for ever.
-  if (view > member_->view().id + 1024) view = 0;
-  c.max_view = std::max(c.max_view, view);
-  return {at, record.size()};
 }
 
 SendResult GroupEngine::submit(Mode mode, std::span<const std::byte> payload) {

@@ -11,11 +11,11 @@
 //   hands datagrams over to the data thread, and takes its outgoing ones, through SPSC rings.
 // submit() may be called from any thread: it goes through an MPSC ring that poll() drains.
 //
-// Record lifetime: the Member keeps pointers into records until a view change is over, longer
-// than a log subscription lends them (until its next release()); so the engine copies each
-// record it polls into its own store and releases the log at once, and frees the store of views
-// the Member no longer needs. Copying costs one memcpy per record; reading the log in place is
-// left for when the Member says which records it still holds (NOTES.md).
+// Record lifetime: the Member keeps pointers into records until it releases their messages
+// (delivered here and stable), longer than a log subscription lends them (until its next
+// release()); so the engine copies each record it polls into its own store (RecordStore) and
+// releases the log at once, and gives back each chunk of copies once the Member holds nothing
+// in it (Member::holds). Copying costs one memcpy per record (NOTES.md).
 #pragma once
 
 #include <cstdint>
@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "membership/protocol/member.h"
+#include "membership/protocol/record_store.h"
 #include "runtime/idle.h"
 #include "runtime/mpsc_ring.h"
 #include "runtime/result.h"
@@ -114,7 +115,6 @@ class GroupEngine {
   uint32_t drain_control_in(TimeNs now);
   void carry_out();
   bool flush_appends();
-  void prune_store();
 
   EngineOptions options_;
   EngineListener* listener_;
@@ -139,16 +139,8 @@ class GroupEngine {
   std::unique_ptr<MpscRing<Submission*>> free_slots_;
   std::deque<std::vector<std::byte>> pending_appends_;  // back-pressured records, in order
   // Copies of polled records the Member may point into: 1 MiB chunks filled in arrival order,
-  // each freed (kept as a spare) once every record in it is of a view the Member is done with.
-  struct Chunk {
-    std::unique_ptr<std::byte[]> data;
-    size_t capacity = 0;
-    size_t used = 0;
-    uint64_t max_view = 0;
-  };
-  std::span<const std::byte> keep(std::span<const std::byte> record);
-  std::deque<Chunk> chunks_;
-  std::vector<Chunk> spare_chunks_;
+  // each given back (4 kept as spares) once the Member holds nothing in it.
+  RecordStore store_;
   TimeNs next_tick_ns_ = 0;
   TimeNs next_control_poll_ns_ = 0;
   TimeNs next_maintain_ns_ = 0;
