@@ -39,12 +39,12 @@ bool have_device() {
          !std::filesystem::is_empty("/sys/class/infiniband", ec);
 }
 
-#define REQUIRE_DEVICE()                                                                    \
-  do {                                                                                      \
-    if (!have_device()) {                                                                   \
-      GTEST_SKIP() << "no RDMA device here (/sys/class/infiniband is empty); run through "  \
-                      "scripts/rdma-vm, which meson test rdma_guest does";                   \
-    }                                                                                       \
+#define REQUIRE_DEVICE()                                                                   \
+  do {                                                                                     \
+    if (!have_device()) {                                                                  \
+      GTEST_SKIP() << "no RDMA device here (/sys/class/infiniband is empty); run through " \
+                      "scripts/rdma-vm, which meson test rdma_guest does";                 \
+    }                                                                                      \
   } while (0)
 
 // True when TCP port and UDP port + 1 are free on 127.0.0.1 (a member needs both).
@@ -88,12 +88,12 @@ struct Member : testing::ChildProcess {
 
 std::vector<std::string> member_args(const std::vector<std::string>& addrs, int self,
                                      uint64_t records, const std::string& group, int writers) {
-  return {"--members",   join(addrs),
-          "--self",      std::to_string(self),
-          "--group",     group,
-          "--records",   std::to_string(records),
-          "--writers",   std::to_string(writers),
-          "--log-bytes", std::to_string(256 << 10),
+  return {"--members",    join(addrs),
+          "--self",       std::to_string(self),
+          "--group",      group,
+          "--records",    std::to_string(records),
+          "--writers",    std::to_string(writers),
+          "--log-bytes",  std::to_string(256 << 10),
           "--deadline-s", "240"};
 }
 
@@ -169,7 +169,7 @@ TEST(RdmaProcesses, KilledWriterLeavesAnIntactPrefix) {
   std::vector<std::unique_ptr<Member>> readers;
   for (int i = 1; i < 3; ++i) {
     auto args = member_args(addrs, i, 10'000'000, "rw", 1);
-    args.insert(args.end(), {"--silence-gone-ms", "1000"});
+    args.insert(args.end(), {"--silence-gone-ms", "2000"});
     readers.push_back(std::make_unique<Member>(args));
   }
   ASSERT_NE(writer.read_until("started"), "");
@@ -200,9 +200,9 @@ RdmaOptions options_for(const std::vector<std::string>& addrs, MemberId self) {
 }
 
 uint64_t now_ns() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   Clock::now().time_since_epoch())
-                                   .count());
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+          .count());
 }
 
 // Two members in one thread: they connect, 5000 records cross both ways (the 64 KiB logs wrap

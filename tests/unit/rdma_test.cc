@@ -26,7 +26,9 @@ void expect_error(const Status& s, const std::string& part) {
   EXPECT_NE(s.error().message().find(part), std::string::npos) << s.error().message();
 }
 
-TEST(RdmaOptions, ValidOptionsPass) { EXPECT_TRUE(check_options(valid()).ok()); }
+TEST(RdmaOptions, ValidOptionsPass) {
+  EXPECT_TRUE(check_options(valid()).ok());
+}
 
 TEST(RdmaOptions, RefusesBadOptionsNamingTheFix) {
   auto o = valid();

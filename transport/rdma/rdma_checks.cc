@@ -45,9 +45,9 @@ Status check_options(const RdmaOptions& o) {
                      " must be a power of two from 64 KiB to 1 GiB; fix log_bytes");
   }
   if (o.send_queue_depth < 32 || o.send_queue_depth > 16384) {
-    return Error(Errc::kInvalidArgument, "rdma: send_queue_depth " +
-                                             std::to_string(o.send_queue_depth) +
-                                             " must be 32..16384");
+    return Error(
+        Errc::kInvalidArgument,
+        "rdma: send_queue_depth " + std::to_string(o.send_queue_depth) + " must be 32..16384");
   }
   if (o.signal_every < 1 || o.signal_every > (o.send_queue_depth - 8) / 2) {
     return Error(Errc::kInvalidArgument,
@@ -121,8 +121,8 @@ Result<PortInfo> choose_port(const std::vector<PortInfo>& found, const std::stri
       }
     }
     return Error(Errc::kNotFound, "rdma: no port " + std::to_string(port) +
-                                      (device.empty() ? "" : " on " + device) +
-                                      "; found: " + all + "; fix port");
+                                      (device.empty() ? "" : " on " + device) + "; found: " + all +
+                                      "; fix port");
   }
   return Error(Errc::kUnavailable,
                "rdma: no active port" + (device.empty() ? std::string() : " on " + device) +

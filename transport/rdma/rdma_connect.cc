@@ -35,8 +35,7 @@ constexpr uint64_t kManageEveryNs = 500'000;
 // Hello field offsets; every field goes through memcpy, never a struct cast.
 constexpr size_t kOffMagic = 0, kOffVersion = 4, kOffGroup = 8, kOffFrom = 16, kOffTo = 20,
                  kOffLogBytes = 24, kOffQpn = 32, kOffPsn = 36, kOffGid = 40, kOffLid = 56,
-                 kOffMtu = 58, kOffRoce = 59, kOffRkey = 60, kOffInbox = 64,
-                 kOffIncarnation = 72;
+                 kOffMtu = 58, kOffRoce = 59, kOffRkey = 60, kOffInbox = 64, kOffIncarnation = 72;
 
 template <typename T>
 void put(std::byte* b, size_t off, T v) {
@@ -117,8 +116,8 @@ void RdmaTransport::accept_pending() noexcept {
   for (;;) {
     sockaddr_in a{};
     socklen_t len = sizeof a;
-    const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len,
-                           SOCK_NONBLOCK | SOCK_CLOEXEC);
+    const int fd =
+        accept4(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
     uint32_t slot = kMaxPending;
     for (uint32_t i = 0; i < kMaxPending; ++i) {
@@ -295,7 +294,8 @@ bool RdmaTransport::bring_up_qp(MemberId peer, const std::byte* hello, std::stri
                             IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER);
   if (e != 0) {
     *why = "queue pair to RTR: " + std::string(std::strerror(e)) + " (GID index " +
-           std::to_string(gid_index_) + "; a RoCE GID that does not route to the peer, or no GID, " +
+           std::to_string(gid_index_) +
+           "; a RoCE GID that does not route to the peer, or no GID, " +
            "fails here: check gid_index)";
     return false;
   }

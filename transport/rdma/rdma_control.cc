@@ -28,8 +28,8 @@ SendStatus RdmaTransport::send_control(MemberId to, std::span<const std::byte> b
   if (bytes.size() > kMaxControlBytes) return SendStatus::kTooLarge;
   if (to >= members() || to == self()) return SendStatus::kNoPeer;
   // position: a per-sender sequence number of control frames, for people reading a capture.
-  const wire::FrameFields fields{wire::FrameType::kControl, 0, group_id_, 0, self(),
-                                 control_seq_++};
+  const wire::FrameFields fields{
+      wire::FrameType::kControl, 0, group_id_, 0, self(), control_seq_++};
   const std::size_t size =
       wire::encode_frame(fields, bytes, {control_tx_.get(), kControlFrameBytes});
   sockaddr_in a = addrs_[to];

@@ -120,8 +120,8 @@ uint32_t RdmaTransport::push(MemberId peer, uint64_t now_ns) noexcept {
     const uint64_t mask = options_.log_bytes - 1;
     for (uint64_t from = p.pushed; from < tail;) {
       const uint64_t offset = from & mask;
-      const uint64_t piece = tail - from < options_.log_bytes - offset ? tail - from
-                                                                       : options_.log_bytes - offset;
+      const uint64_t piece =
+          tail - from < options_.log_bytes - offset ? tail - from : options_.log_bytes - offset;
       add(reinterpret_cast<uint64_t>(log_mem_ + offset), static_cast<uint32_t>(piece),
           log_mr_->lkey, replica + offset, false);
       ++stats_.write_wrs;

@@ -83,7 +83,9 @@ RdmaTransport::RdmaTransport(const RdmaOptions& options) : options_(options) {
   for (int& fd : pending_fds_) fd = -1;
 }
 
-RdmaTransport::~RdmaTransport() { teardown(); }
+RdmaTransport::~RdmaTransport() {
+  teardown();
+}
 
 Result<std::unique_ptr<RdmaTransport>> RdmaTransport::create(const RdmaOptions& options) {
   std::unique_ptr<RdmaTransport> t(new RdmaTransport(options));
@@ -98,7 +100,8 @@ Status RdmaTransport::setup() {
   std::random_device rd;
   incarnation_ = (static_cast<uint64_t>(rd()) << 32 | rd()) | 1u;
   // Check memlock before touching the device: the error then names the fix, not an ENOMEM.
-  const uint64_t needed = options_.log_bytes + (members() - 1) * (kInboxHeaderBytes + options_.log_bytes);
+  const uint64_t needed =
+      options_.log_bytes + (members() - 1) * (kInboxHeaderBytes + options_.log_bytes);
   COHORT_TRY(check_memlock(needed, memlock_limit(), can_lock_unlimited()));
   COHORT_TRY(open_device());
   COHORT_TRY(register_memory());
@@ -189,11 +192,11 @@ Status RdmaTransport::open_device() {
   }
   if (pick < 0 && !roce_) pick = 0;
   if (pick < 0) {
-    return Error(Errc::kNotFound,
-                 "rdma: " + chosen->device + " port " + std::to_string(port_num_) +
-                     " has no IPv4-mapped RoCE v2 GID; GIDs there: " +
-                     (gids.empty() ? "none" : gids) +
-                     "; give its netdev an IPv4 address, or set gid_index to one of those");
+    return Error(
+        Errc::kNotFound,
+        "rdma: " + chosen->device + " port " + std::to_string(port_num_) +
+            " has no IPv4-mapped RoCE v2 GID; GIDs there: " + (gids.empty() ? "none" : gids) +
+            "; give its netdev an IPv4 address, or set gid_index to one of those");
   }
   ibv_gid g{};
   if (ibv_query_gid(ctx_, static_cast<uint8_t>(port_num_), pick, &g) != 0) {
@@ -230,7 +233,8 @@ Status RdmaTransport::register_memory() {
   if (log_mem_ == nullptr) return system_error("rdma: mmap of the log", errno);
   // The source of our WRITEs: local access only; nobody writes into our log.
   log_mr_ = ibv_reg_mr(pd_, log_mem_, log_bytes, IBV_ACCESS_LOCAL_WRITE);
-  if (log_mr_ == nullptr) return reg_error("the log (" + std::to_string(log_bytes) + " bytes)", errno);
+  if (log_mr_ == nullptr)
+    return reg_error("the log (" + std::to_string(log_bytes) + " bytes)", errno);
   publication_ = LogWriter(log_mem_, log_bytes, nullptr);
 
   inbox_stride_ = static_cast<size_t>(kInboxHeaderBytes + log_bytes);
@@ -250,8 +254,8 @@ Status RdmaTransport::register_memory() {
                            std::to_string(inbox_stride_) + " bytes)",
                        errno);
     }
-    peer.sub = dgram::ReplicaSubscription(peer.inbox + kInboxHeaderBytes, log_bytes,
-                                          &peer.released, &peer.received);
+    peer.sub = dgram::ReplicaSubscription(peer.inbox + kInboxHeaderBytes, log_bytes, &peer.released,
+                                          &peer.received);
     // Expected from the start: our log is held for it until it connects and reads from 0.
     publication_.expect_reader(p);
   }
@@ -293,8 +297,8 @@ Status RdmaTransport::create_queue_pairs() {
     a.pkey_index = 0;
     a.port_num = static_cast<uint8_t>(port_num_);
     a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE;
-    if (const int e = ibv_modify_qp(qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-                                              IBV_QP_ACCESS_FLAGS);
+    if (const int e = ibv_modify_qp(
+            qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT | IBV_QP_ACCESS_FLAGS);
         e != 0) {
       return system_error("rdma: queue pair for member " + std::to_string(p) + " to INIT", e);
     }
@@ -404,15 +408,14 @@ uint64_t RdmaTransport::LogView::peer_released(MemberId peer) const noexcept {
 std::string RdmaTransport::describe() const {
   const Stats& s = stats_;
   auto u = [](uint64_t v) { return std::to_string(v); };
-  std::string out = device_description_ + "; writes " + u(s.write_wrs) + " bytes " +
-                    u(s.write_bytes) + " tails " + u(s.tail_wrs) + " positions " +
-                    u(s.position_wrs) + " heartbeats " + u(s.heartbeat_wrs) + " doorbells " +
-                    u(s.doorbells) + " signalled " + u(s.signalled) + " completions " +
-                    u(s.completions) + " errors " + u(s.completion_errors + s.post_errors) +
-                    " sq-full " + u(s.send_queue_full) + "; connects " + u(s.connects) +
-                    " handshake errors " + u(s.handshake_errors) + " disconnects " +
-                    u(s.disconnects) + "; control sent " + u(control_stats_.sent) +
-                    " received " + u(control_stats_.received);
+  std::string out =
+      device_description_ + "; writes " + u(s.write_wrs) + " bytes " + u(s.write_bytes) +
+      " tails " + u(s.tail_wrs) + " positions " + u(s.position_wrs) + " heartbeats " +
+      u(s.heartbeat_wrs) + " doorbells " + u(s.doorbells) + " signalled " + u(s.signalled) +
+      " completions " + u(s.completions) + " errors " + u(s.completion_errors + s.post_errors) +
+      " sq-full " + u(s.send_queue_full) + "; connects " + u(s.connects) + " handshake errors " +
+      u(s.handshake_errors) + " disconnects " + u(s.disconnects) + "; control sent " +
+      u(control_stats_.sent) + " received " + u(control_stats_.received);
   for (MemberId p = 0; p < members(); ++p) {
     if (!peers_[p].error.empty()) out += "; member " + u(p) + ": " + peers_[p].error;
   }

@@ -146,20 +146,20 @@ class RdmaTransport {
   uint32_t poll_control(ControlMessage* out, uint32_t max) noexcept;
 
   struct Stats {
-    uint64_t write_wrs = 0;       // RDMA WRITEs of log bytes
+    uint64_t write_wrs = 0;  // RDMA WRITEs of log bytes
     uint64_t write_bytes = 0;
-    uint64_t tail_wrs = 0;        // tail words written after the bytes
-    uint64_t position_wrs = 0;    // our read positions written back to writers
+    uint64_t tail_wrs = 0;      // tail words written after the bytes
+    uint64_t position_wrs = 0;  // our read positions written back to writers
     uint64_t heartbeat_wrs = 0;
-    uint64_t doorbells = 0;       // ibv_post_send calls
-    uint64_t signalled = 0;       // work requests that asked for a completion
+    uint64_t doorbells = 0;  // ibv_post_send calls
+    uint64_t signalled = 0;  // work requests that asked for a completion
     uint64_t completions = 0;
     uint64_t completion_errors = 0;
-    uint64_t send_queue_full = 0; // flushes to a peer put off because its send queue was full
+    uint64_t send_queue_full = 0;  // flushes to a peer put off because its send queue was full
     uint64_t post_errors = 0;
-    uint64_t connects = 0;        // handshakes completed
+    uint64_t connects = 0;  // handshakes completed
     uint64_t handshake_errors = 0;
-    uint64_t disconnects = 0;     // TCP connections that closed under a connected peer
+    uint64_t disconnects = 0;  // TCP connections that closed under a connected peer
   };
   const Stats& stats() const noexcept { return stats_; }
   struct ControlStats {
@@ -245,8 +245,8 @@ class RdmaTransport {
     uint64_t posted = 0;
     uint64_t completed = 0;
     uint64_t last_signalled = 0;
-    uint64_t pushed = 0;             // our log: bytes below this were written to the peer
-    uint64_t position_sent = 0;      // our released position in its log, as last written
+    uint64_t pushed = 0;         // our log: bytes below this were written to the peer
+    uint64_t position_sent = 0;  // our released position in its log, as last written
     uint64_t heartbeat_sent_ns = 0;
     uint64_t seen_tail = 0, seen_position = 0, seen_heartbeat = 0;
     uint64_t last_heard_ns = kNever;
