@@ -127,6 +127,28 @@ TEST(RdmaProcesses, ThreeMembersEveryRecordOnceInOrder) {
               std::chrono::duration<double>(Clock::now() - t0).count());
 }
 
+// Members that start one after the other, the highest id first: its connection attempts are
+// refused until the lower ones listen, and it retries; the logs written before a peer came are
+// held for it and read from the start.
+TEST(RdmaProcesses, MembersStartInAnyOrder) {
+  REQUIRE_DEVICE();
+  const auto addrs = free_addresses(3);
+  ASSERT_EQ(addrs.size(), 3u);
+  std::vector<std::unique_ptr<Member>> m(3);
+  for (int i = 2; i >= 0; --i) {
+    m[static_cast<size_t>(i)] = std::make_unique<Member>(member_args(addrs, i, 2000, "ro", 3));
+    ASSERT_NE(m[static_cast<size_t>(i)]->read_until("started"), "");
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  }
+  for (auto& member : m) {
+    const std::string out = member->all_output();
+    std::printf("%s", out.c_str());
+    EXPECT_TRUE(exited_ok(member->wait())) << out;
+    EXPECT_NE(out.find("done wrote 2000 errors 0"), std::string::npos) << out;
+    EXPECT_NE(out.find("connects 2"), std::string::npos) << out;
+  }
+}
+
 // A reader killed with SIGKILL: its TCP connection closes, its heartbeat stops, the writer
 // declares it gone after the silence, and it stops holding the writer back; the other reader
 // still gets everything.

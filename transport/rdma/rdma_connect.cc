@@ -219,7 +219,7 @@ void RdmaTransport::advance_handshake(MemberId peer) noexcept {
     p.remote_rkey = get<uint32_t>(p.in, kOffRkey);
     p.remote_inbox = get<uint64_t>(p.in, kOffInbox);
     // It reads our log from 0 (expected since create(), so nothing of it was overwritten).
-    publication_.attach_reader(peer, &p.words->read_position);
+    publication_.attach_reader(peer, &p.position);
     p.alive.store(true, std::memory_order_release);  // release: pairs with peer_alive()
     ++connected_count_;
     ++stats_.connects;

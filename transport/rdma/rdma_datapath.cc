@@ -26,20 +26,36 @@ uint32_t RdmaTransport::poll(uint64_t now_ns) noexcept {
     if (m == self() || (p.conn != Conn::kConnected && p.conn != Conn::kFailed)) continue;
     // acquire: pairs with the peer's WRITE of its tail, posted after the WRITEs of the bytes
     // below it on the same queue pair (NOTES.md, "ordering"); the subscription reads up to it.
-    const uint64_t tail = p.words->tail.load(std::memory_order_acquire);
-    // relaxed: liveness counters; the writer's own loads of read_position are acquire.
-    const uint64_t position = p.words->read_position.load(std::memory_order_relaxed);
+    const uint64_t tail = p.words->tail[0].load(std::memory_order_acquire);
+    const uint64_t tail_copy = p.words->tail[1].load(std::memory_order_acquire);
+    // relaxed: written by the peer's NIC, and published to our LogWriter below by this thread.
+    const uint64_t position = p.words->read_position[0].load(std::memory_order_relaxed);
+    const uint64_t position_copy = p.words->read_position[1].load(std::memory_order_relaxed);
+    // relaxed: a liveness counter, of which only a change matters.
     const uint64_t beat = p.words->heartbeat.load(std::memory_order_relaxed);
-    if (tail != p.seen_tail) {
+    if (tail != tail_copy || position != position_copy) {
+      ++stats_.torn_words;  // a WRITE of them is landing: the next poll sees it whole
+      continue;
+    }
+    if (tail != p.received) {
       // The peer's tail only grows, by whole records, and never past one lap of what we
       // released: anything else is a broken or hostile writer, and its log is not read on.
       if (tail < p.received || tail % kRecordAlign != 0 ||
           tail > p.released.load(std::memory_order_relaxed) + options_.log_bytes) {
         if (p.conn == Conn::kConnected) fail_peer(m, "its tail word went wrong");
-        p.seen_tail = tail;
         continue;
       }
       p.received = tail;
+    }
+    if (position != p.seen_position) {
+      // Its released position in our log only grows and never passes what we wrote to it.
+      if (position < p.seen_position || position > p.pushed) {
+        if (p.conn == Conn::kConnected) fail_peer(m, "its read position went wrong");
+        continue;
+      }
+      // release: pairs with the acquire load in LogWriter::min_reader_position() (the same
+      // thread today; the pairing keeps it right if the writer ever moves).
+      p.position.store(position, std::memory_order_release);
     }
     if (tail != p.seen_tail || position != p.seen_position || beat != p.seen_heartbeat) {
       p.seen_tail = tail;
@@ -98,7 +114,7 @@ uint32_t RdmaTransport::push(MemberId peer, uint64_t now_ns) noexcept {
   }
   ibv_send_wr wrs[kMaxWrsPerPush];
   ibv_sge sges[kMaxWrsPerPush];
-  uint64_t words[3];  // inline: copied by ibv_post_send, so the stack will do
+  uint64_t words[5];  // inline: copied by ibv_post_send, so the stack will do
   uint32_t n = 0;
   auto add = [&](uint64_t local, uint32_t length, uint32_t lkey, uint64_t remote, bool inline_) {
     sges[n] = ibv_sge{local, length, lkey};
@@ -128,8 +144,9 @@ uint32_t RdmaTransport::push(MemberId peer, uint64_t now_ns) noexcept {
       stats_.write_bytes += piece;
       from += piece;
     }
-    words[0] = tail;
-    add(reinterpret_cast<uint64_t>(&words[0]), 8, 0, p.remote_inbox + offsetof(InboxWords, tail),
+    words[0] = tail;  // two copies: the reader takes it when they agree
+    words[1] = tail;
+    add(reinterpret_cast<uint64_t>(&words[0]), 16, 0, p.remote_inbox + offsetof(InboxWords, tail),
         true);
     ++stats_.tail_wrs;
     p.pushed = tail;
@@ -137,16 +154,17 @@ uint32_t RdmaTransport::push(MemberId peer, uint64_t now_ns) noexcept {
   // relaxed: the subscription's release() stores it on this same thread.
   const uint64_t released = p.released.load(std::memory_order_relaxed);
   if (released != p.position_sent) {
-    words[1] = released;
-    add(reinterpret_cast<uint64_t>(&words[1]), 8, 0,
+    words[2] = released;
+    words[3] = released;
+    add(reinterpret_cast<uint64_t>(&words[2]), 16, 0,
         p.remote_inbox + offsetof(InboxWords, read_position), true);
     ++stats_.position_wrs;
     p.position_sent = released;
   }
   if (now_ns - p.heartbeat_sent_ns >= options_.heartbeat_interval_ns) {
     // relaxed: a counter; the peer only looks for a change.
-    words[2] = heartbeat_.fetch_add(1, std::memory_order_relaxed) + 1;
-    add(reinterpret_cast<uint64_t>(&words[2]), 8, 0,
+    words[4] = heartbeat_.fetch_add(1, std::memory_order_relaxed) + 1;
+    add(reinterpret_cast<uint64_t>(&words[4]), 8, 0,
         p.remote_inbox + offsetof(InboxWords, heartbeat), true);
     ++stats_.heartbeat_wrs;
     p.heartbeat_sent_ns = now_ns;

@@ -278,7 +278,7 @@ Status RdmaTransport::create_queue_pairs() {
     init.cap.max_recv_wr = 1;
     init.cap.max_send_sge = 1;
     init.cap.max_recv_sge = 1;
-    init.cap.max_inline_data = 64;  // the 8-byte words go inline: no buffer to keep alive
+    init.cap.max_inline_data = 64;  // the position words go inline: no buffer to keep alive
     ibv_qp* qp = ibv_create_qp(pd_, &init);
     if (qp == nullptr) {
       return system_error("rdma: ibv_create_qp for member " + std::to_string(p) + " (send queue " +
@@ -288,9 +288,11 @@ Status RdmaTransport::create_queue_pairs() {
     peers_[p].qp = qp;
     peers_[p].psn = static_cast<uint32_t>((incarnation_ >> 8) + p * 0x9e37u) & 0xffffffu;
     max_inline_ = init.cap.max_inline_data;
-    if (max_inline_ < sizeof(uint64_t)) {
-      return Error(Errc::kUnsupported, "rdma: the device takes no inline data (max_inline_data " +
-                                           std::to_string(max_inline_) + "); cohort needs 8 bytes");
+    if (max_inline_ < 16) {
+      return Error(Errc::kUnsupported,
+                   "rdma: the device takes too little inline data "
+                   "(max_inline_data " +
+                       std::to_string(max_inline_) + "); cohort needs 16 bytes");
     }
     ibv_qp_attr a{};
     a.qp_state = IBV_QPS_INIT;
@@ -402,20 +404,22 @@ uint64_t RdmaTransport::LogView::sent_position() const noexcept {
 uint64_t RdmaTransport::LogView::peer_released(MemberId peer) const noexcept {
   if (peer >= t_->members() || peer == t_->self()) return 0;
   // acquire: as the writer's own loads of the word (LogWriter::min_reader_position).
-  return t_->peers_[peer].words->read_position.load(std::memory_order_acquire);
+  // relaxed: the data core's own store in poll(); read on the same thread.
+  return t_->peers_[peer].position.load(std::memory_order_relaxed);
 }
 
 std::string RdmaTransport::describe() const {
   const Stats& s = stats_;
   auto u = [](uint64_t v) { return std::to_string(v); };
-  std::string out =
-      device_description_ + "; writes " + u(s.write_wrs) + " bytes " + u(s.write_bytes) +
-      " tails " + u(s.tail_wrs) + " positions " + u(s.position_wrs) + " heartbeats " +
-      u(s.heartbeat_wrs) + " doorbells " + u(s.doorbells) + " signalled " + u(s.signalled) +
-      " completions " + u(s.completions) + " errors " + u(s.completion_errors + s.post_errors) +
-      " sq-full " + u(s.send_queue_full) + "; connects " + u(s.connects) + " handshake errors " +
-      u(s.handshake_errors) + " disconnects " + u(s.disconnects) + "; control sent " +
-      u(control_stats_.sent) + " received " + u(control_stats_.received);
+  std::string out = device_description_ + "; writes " + u(s.write_wrs) + " bytes " +
+                    u(s.write_bytes) + " tails " + u(s.tail_wrs) + " positions " +
+                    u(s.position_wrs) + " heartbeats " + u(s.heartbeat_wrs) + " doorbells " +
+                    u(s.doorbells) + " signalled " + u(s.signalled) + " completions " +
+                    u(s.completions) + " errors " + u(s.completion_errors + s.post_errors) +
+                    " sq-full " + u(s.send_queue_full) + " torn " + u(s.torn_words) +
+                    "; connects " + u(s.connects) + " handshake errors " + u(s.handshake_errors) +
+                    " disconnects " + u(s.disconnects) + "; control sent " +
+                    u(control_stats_.sent) + " received " + u(control_stats_.received);
   for (MemberId p = 0; p < members(); ++p) {
     if (!peers_[p].error.empty()) out += "; member " + u(p) + ": " + peers_[p].error;
   }

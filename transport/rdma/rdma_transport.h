@@ -157,7 +157,8 @@ class RdmaTransport {
     uint64_t completion_errors = 0;
     uint64_t send_queue_full = 0;  // flushes to a peer put off because its send queue was full
     uint64_t post_errors = 0;
-    uint64_t connects = 0;  // handshakes completed
+    uint64_t torn_words = 0;  // a peer's two copies of a position disagreed: looked again
+    uint64_t connects = 0;    // handshakes completed
     uint64_t handshake_errors = 0;
     uint64_t disconnects = 0;  // TCP connections that closed under a connected peer
   };
@@ -197,16 +198,21 @@ class RdmaTransport {
 
   // The device, port, GID index and MTU in use: "rxe0 port 1 gid 1 (::ffff:10.0.2.15) mtu 1024".
   const std::string& device_description() const noexcept { return device_description_; }
-  // One line of counters for logs and tests (control path: it allocates).
+  // One line of counters for logs and tests (it allocates, and reads the data core's counters
+  // and error texts: call it on the data core's thread, or once the data path is quiet).
   std::string describe() const;
 
  private:
   // What each peer writes into our memory: one cache line, one remote writer (that peer).
+  // The two positions come as two equal copies in one 16-byte WRITE: nothing promises that a
+  // WRITE places an 8-byte word in one piece (rxe copies with the kernel's memcpy, byte by
+  // byte under emulation), so a reader takes a value only when both copies agree, and looks
+  // again at its next poll otherwise (NOTES.md, "torn words").
   struct alignas(64) InboxWords {
-    std::atomic<uint64_t> tail;           // its log: bytes below this are in our replica
-    std::atomic<uint64_t> read_position;  // how far it released OUR log
-    std::atomic<uint64_t> heartbeat;
-    uint64_t reserved[5];
+    std::atomic<uint64_t> tail[2];           // its log: bytes below this are in our replica
+    std::atomic<uint64_t> read_position[2];  // how far it released OUR log
+    std::atomic<uint64_t> heartbeat;         // a counter: only a change matters
+    uint64_t reserved[3];
   };
   static_assert(sizeof(InboxWords) == 64);
   // A peer's inbox: the words, then the replica of its log; registered for that peer alone.
@@ -237,6 +243,8 @@ class RdmaTransport {
     InboxWords* words = nullptr;
     uint64_t received = 0;  // the tail word as poll() last loaded it: the subscription's limit
     std::atomic<uint64_t> released{0};  // our released position in its log (the subscription's)
+    // Its released position in our log, once both copies agreed: what our LogWriter counts.
+    std::atomic<uint64_t> position{0};
     dgram::ReplicaSubscription sub;
     // The peer's side, from its hello.
     uint64_t remote_inbox = 0;
