@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "membership/engine_transport_dgram.h"
 #include "transport/rdma/rdma_transport.h"
 
 namespace cohort::transport::rdma {
@@ -125,6 +126,17 @@ TEST(RdmaTransport, CreateWithoutADeviceSaysSo) {
               m.find("rdma: this kernel has no RDMA support") != std::string::npos)
       << m;
   EXPECT_NE(m.find("scripts/rdma-vm"), std::string::npos) << m;
+}
+
+// The group engine's adapter for the datagram transports compiles over rdma as it is: the
+// surface is udp's (subscription(), poll(), flush(), declare_gone(), the control channel).
+std::unique_ptr<membership::EngineTransport> engine_adapter(std::unique_ptr<RdmaTransport> t) {
+  return std::make_unique<membership::DgramEngineTransport<RdmaTransport>>(std::move(t), "rdma");
+}
+
+TEST(RdmaTransport, FitsTheGroupEnginesDatagramAdapter) {
+  auto (*make)(std::unique_ptr<RdmaTransport>) = &engine_adapter;
+  EXPECT_NE(make, nullptr);
 }
 
 }  // namespace
