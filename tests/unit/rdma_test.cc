@@ -135,7 +135,7 @@ std::unique_ptr<membership::EngineTransport> engine_adapter(std::unique_ptr<Rdma
 }
 
 TEST(RdmaTransport, FitsTheGroupEnginesDatagramAdapter) {
-  auto (*make)(std::unique_ptr<RdmaTransport>) = &engine_adapter;
+  auto(*make)(std::unique_ptr<RdmaTransport>) = &engine_adapter;
   EXPECT_NE(make, nullptr);
 }
 
