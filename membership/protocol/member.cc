@@ -307,6 +307,7 @@ void Member::Impl::release(ViewData& v) {
   const uint64_t upto = std::min(stable(v), v.walk);
   if (v.order.first() >= upto) return;
   uint32_t touched = 0;  // ranks whose messages were marked
+  ++release_epoch;
   while (v.order.first() < upto) {
     const OrderSlot& o = v.order.front();
     COHORT_ASSERT(o.present);
@@ -389,6 +390,7 @@ void Member::Impl::order_pending(ViewData& v) {
 
 void Member::Impl::become_final(MemberState final_state) {
   state = final_state;
+  ++release_epoch;  // holds() answers false from now on
   emit(final_state == MemberState::kLeft ? ActionKind::kLeft : ActionKind::kRemoved);
   lf = LeaderFlush{};
   future.clear();
@@ -545,6 +547,10 @@ bool Member::holds(const RecordTag& tag) const noexcept {
     if (tag.sseq[r] > v->released(r)) return true;
   }
   return false;
+}
+
+uint64_t Member::release_epoch() const noexcept {
+  return impl_->release_epoch;
 }
 
 Member::Footprint Member::footprint() const noexcept {

@@ -146,6 +146,10 @@ class Member {
   // driver may free or reuse those bytes. Ask only between calls, after carrying out the
   // actions, and never for records not yet handed to on_record().
   bool holds(const RecordTag& tag) const noexcept;
+  // Changes whenever holds() may answer false where it answered true before (a release, a
+  // view installed, a snapshot applied, the end): a driver need not ask again until it does,
+  // or until it has new records.
+  uint64_t release_epoch() const noexcept;
 
   // What the member keeps now (tests, `cohort stat`): messages and order entries not released
   // in the installed view, and the chunks of its own payloads.

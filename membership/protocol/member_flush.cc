@@ -714,6 +714,7 @@ void Member::Impl::enter_view(const View& view, uint32_t joiners_mask, bool join
   if (prev && !restored) retained_own.push_back(std::move(prev->own));
   if (restored) retained_own.clear();  // the held deliveries went out long ago
   prev = std::move(cur);
+  ++release_epoch;  // a view dropped, the next one's records no longer `future`
   cur = std::make_unique<ViewData>();
   cur->view = view;
   cur->my_rank = view.rank_of(self);
@@ -998,6 +999,7 @@ void Member::Impl::snapshot_tick() {
 
 void Member::Impl::finish_restore() {
   restored = true;
+  ++release_epoch;
   snapshots.emplace_back(first_view, snap_buf);  // served to later joiners of the same view
   Action a{};
   a.kind = ActionKind::kRestore;

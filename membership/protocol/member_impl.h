@@ -175,6 +175,7 @@ struct Member::Impl {
 
   MemberCounters counters{};
   Coverage coverage{};
+  uint64_t release_epoch = 0;  // Member::release_epoch()
   uint64_t bug_gseq = 0;
 
   // member.cc: output

@@ -39,6 +39,7 @@ class RecordStore {
   std::span<const std::byte> keep(std::span<const std::byte> record) {
     if (live_.empty() || live_.back().capacity - live_.back().used < record.size()) {
       live_.push_back(take(record.size()));
+      started_ = true;
     }
     Chunk& c = live_.back();
     std::byte* at = c.data.get() + c.used;
@@ -49,8 +50,15 @@ class RecordStore {
     return {at, record.size()};
   }
 
-  // Gives back every chunk `member` holds nothing of; returns how many.
+  // Gives back every chunk `member` holds nothing of; returns how many. Scans only when the
+  // member released something since the last scan (Member::release_epoch) or a chunk was
+  // started: a wedged view or a member that stopped acknowledging holds many chunks, and
+  // asking about each on every poll would cost for nothing.
   size_t release(const Member& member) {
+    const uint64_t epoch = member.release_epoch();
+    if (epoch == scanned_epoch_ && !started_) return 0;
+    scanned_epoch_ = epoch;
+    started_ = false;
     size_t freed = 0;
     size_t kept = 0;
     for (size_t i = 0; i < live_.size(); ++i) {
@@ -111,6 +119,8 @@ class RecordStore {
   size_t max_spares_;
   bool poison_;
   std::vector<Chunk> live_;  // live_.back() is being filled
+  uint64_t scanned_epoch_ = ~uint64_t{0};
+  bool started_ = false;  // a chunk was started since the last scan
   std::vector<Chunk> spares_;
 };
 
