@@ -512,8 +512,8 @@ void RecordTag::note(std::span<const std::byte> record) noexcept {
   RecordHead h{};
   if (!get_record_head(r, &h)) return;  // dropped by every member at once
   DataBody d{};
-  const bool data = (h.kind == RecordKind::kData || h.kind == RecordKind::kRelayData) &&
-                    get_data(r, &d);
+  const bool data =
+      (h.kind == RecordKind::kData || h.kind == RecordKind::kRelayData) && get_data(r, &d);
   if (h.view > view) {
     older = std::max(older, view);  // 0 when nothing was noted yet
     view = h.view;
@@ -539,7 +539,7 @@ bool Member::holds(const RecordTag& tag) const noexcept {
   // the next one included (a chunk of garbage from a far view cannot free it early).
   if (tag.older >= oldest) return true;
   if (tag.view > id) return false;  // two or more ahead: dropped, never pointed at
-  const ViewData* v = tag.view == m.cur->view.id                  ? m.cur.get()
+  const ViewData* v = tag.view == m.cur->view.id              ? m.cur.get()
                       : m.prev && tag.view == m.prev->view.id ? m.prev.get()
                                                               : nullptr;
   if (v == nullptr) return false;

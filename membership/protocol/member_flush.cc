@@ -529,8 +529,8 @@ void Member::Impl::on_fetch(const ControlHead& h, NodeId from, Reader& r) {
     const OrderRange& range = f.ranges[i];
     if (range.rank >= v->view.count) continue;
     // Released messages are held by every member: nobody asks for them, and they are gone.
-    const auto last = static_cast<uint32_t>(
-        std::min<uint64_t>(range.sseq_to, v->senders[range.rank].msgs.end()));
+    const auto last =
+        static_cast<uint32_t>(std::min<uint64_t>(range.sseq_to, v->senders[range.rank].msgs.end()));
     for (uint32_t k = std::max(range.sseq_from, v->released(range.rank) + 1); k <= last; ++k) {
       Msg* m = v->msg(range.rank, k);
       if (m == nullptr || !m->held || m->relayed) continue;

@@ -50,9 +50,9 @@ struct ViewData {
   uint32_t my_rank = View::kNoRank;
   std::array<SenderState, kMaxMembers> senders{};
   Window<OrderSlot> order;  // index gseq - 1; gseqs up to order.first() are released
-  uint64_t ordered = 0;          // highest gseq whose ORDER entry is held contiguously
-  uint64_t walk = 0;             // gseqs 1..walk are delivered (or were FIFO, delivered early)
-  uint64_t held = 0;             // highest gseq held contiguously with its DATA
+  uint64_t ordered = 0;     // highest gseq whose ORDER entry is held contiguously
+  uint64_t walk = 0;        // gseqs 1..walk are delivered (or were FIFO, delivered early)
+  uint64_t held = 0;        // highest gseq held contiguously with its DATA
   uint64_t ack_sent = 0;
   std::array<uint64_t, kMaxMembers> acked{};  // per rank: `held` as its ACK records say
   uint64_t next_gseq = 1;                     // the sequencer's next gseq

@@ -108,8 +108,8 @@ TEST(Sim, LongViewKeepsMemoryBounded) {
   const auto all_in = [&] {
     for (NodeId n = 0; n < 3; ++n) {
       const Member* m = c.member(n);
-      if (m == nullptr || m->state() != membership::MemberState::kActive ||
-          m->view().count != 3 || !m->restored()) {
+      if (m == nullptr || m->state() != membership::MemberState::kActive || m->view().count != 3 ||
+          !m->restored()) {
         return false;
       }
     }
@@ -133,9 +133,9 @@ TEST(Sim, LongViewKeepsMemoryBounded) {
     }
   }
   c.run_until(c.now() + 200 * kMs);
-  std::cout << "long view: " << 3 * kRounds << " messages; at most " << max_msgs
-            << " messages, " << max_order << " order entries, " << max_own
-            << " own payload chunks, " << max_chunks << " record chunks held by a member\n";
+  std::cout << "long view: " << 3 * kRounds << " messages; at most " << max_msgs << " messages, "
+            << max_order << " order entries, " << max_own << " own payload chunks, " << max_chunks
+            << " record chunks held by a member\n";
   for (NodeId n = 0; n < 3; ++n) {
     const Member* m = c.member(n);
     ASSERT_EQ(m->view().id, view) << "the flow must run in one view";

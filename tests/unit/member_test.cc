@@ -4,15 +4,15 @@
 
 #include <gtest/gtest.h>
 
-#include "membership/protocol/codec.h"
-#include "membership/protocol/payload_arena.h"
-#include "membership/protocol/window.h"
-
 #include <cstring>
 #include <deque>
 #include <map>
 #include <memory>
 #include <vector>
+
+#include "membership/protocol/codec.h"
+#include "membership/protocol/payload_arena.h"
+#include "membership/protocol/window.h"
 
 namespace cohort::membership {
 namespace {
