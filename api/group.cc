@@ -25,6 +25,9 @@
 #if COHORT_HAVE_DPDK
 #include "transport/dpdk/dpdk_transport.h"
 #endif
+#if COHORT_HAVE_RDMA
+#include "transport/rdma/rdma_transport.h"
+#endif
 
 namespace cohort {
 namespace {
@@ -62,7 +65,7 @@ Result<transport::fault::FaultOptions> fault_options(const GroupOptions& o, uint
 
 // The transport the options name, with the checks each needs; errors name the option.
 Result<std::unique_ptr<membership::EngineTransport>> make_transport(const GroupOptions& o) {
-  const bool datagrams = o.transport == "udp" || o.transport == "dpdk";
+  const bool datagrams = o.transport == "udp" || o.transport == "dpdk" || o.transport == "rdma";
   if (o.transport == "shm") {
     if (o.slots == 0 || o.slots > transport::kMaxMembers || o.node >= o.slots) {
       return Error(Errc::kInvalidArgument,
@@ -83,8 +86,8 @@ Result<std::unique_ptr<membership::EngineTransport>> make_transport(const GroupO
     return membership::make_shm_engine_transport(so);
   }
   if (!datagrams) {
-    return Error(Errc::kUnsupported, "group: transport '" + o.transport +
-                                         "' is not shm, udp or dpdk (rdma cannot run a group yet)");
+    return Error(Errc::kUnsupported,
+                 "group: transport '" + o.transport + "' is not shm, udp, dpdk or rdma");
   }
   const auto members = static_cast<uint32_t>(o.peers.size());
   if (members < 1 || members > transport::kMaxMembers || o.node >= members) {
@@ -103,6 +106,24 @@ Result<std::unique_ptr<membership::EngineTransport>> make_transport(const GroupO
     uo.log_bytes = o.log_bytes;
     uo.fault = *faults;
     return membership::make_udp_engine_transport(uo);
+  }
+  if (o.transport == "rdma") {
+#if COHORT_HAVE_RDMA
+    if (faults->enabled()) {
+      return Error(Errc::kUnsupported,
+                   "group: faults are injected on udp and dpdk only; rdma has no fault decorator");
+    }
+    transport::rdma::RdmaOptions ro;
+    ro.members = o.peers;
+    ro.self = o.node;
+    ro.group = o.name;
+    ro.log_bytes = o.log_bytes;
+    ro.device = o.rdma_device;
+    return membership::make_rdma_engine_transport(ro);
+#else
+    return Error(Errc::kUnsupported, "group: this build has no RDMA; install libibverbs-dev and "
+                                     "rebuild (meson -Drdma=enabled)");
+#endif
   }
 #if COHORT_HAVE_DPDK
   transport::dpdk::DpdkOptions dopts;

@@ -31,6 +31,9 @@ struct UdpOptions;
 namespace cohort::transport::dpdk {
 struct DpdkOptions;
 }
+namespace cohort::transport::rdma {
+struct RdmaOptions;
+}
 
 namespace cohort::membership {
 
@@ -85,5 +88,8 @@ Result<std::unique_ptr<EngineTransport>> make_udp_engine_transport(
 // Built only with DPDK (meson option 'dpdk'); COHORT_HAVE_DPDK in cohort_build_config.h.
 Result<std::unique_ptr<EngineTransport>> make_dpdk_engine_transport(
     const transport::dpdk::DpdkOptions& options);
+// Built only with libibverbs (meson option 'rdma'); COHORT_HAVE_RDMA.
+Result<std::unique_ptr<EngineTransport>> make_rdma_engine_transport(
+    const transport::rdma::RdmaOptions& options);
 
 }  // namespace cohort::membership

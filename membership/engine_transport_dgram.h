@@ -1,5 +1,6 @@
-// The engine's adapter for the datagram transports (udp, dpdk): both run transport/dgram's
-// replicated logs and have the same data and control calls, so one template serves them.
+// The engine's adapter for the replicated-log transports (udp, dpdk, rdma): they read peers'
+// logs through transport/dgram's replica subscriptions and have the same data and control
+// calls, so one template serves them.
 // Internal to membership/ (engine_transport.cc, engine_transport_dpdk.cc).
 #pragma once
 
@@ -57,10 +58,16 @@ class DgramEngineTransport final : public EngineTransport {
   uint32_t poll_control(transport::ControlMessage* out, uint32_t max) noexcept override {
     return t_->poll_control(out, max);
   }
-  // No liveness signal of the transport's own: the protocol's heartbeats detect failures.
+  // udp and dpdk have no liveness signal of their own (the protocol's heartbeats detect
+  // failures); rdma sees a peer's TCP connection close when its process dies, SIGKILL
+  // included, and reports it here.
   uint32_t maintain(TimeNs now) noexcept override {
     (void)now;
-    return 0;
+    if constexpr (requires(T& t) { t.take_failed(); }) {
+      return t_->take_failed();
+    } else {
+      return 0;
+    }
   }
   std::string describe() const override { return t_->describe(); }
 

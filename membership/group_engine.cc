@@ -239,20 +239,30 @@ uint32_t GroupEngine::poll_control_core() {
   return work;
 }
 
+// Hands queued sends to the Member, in order. Back-pressure reaches the submitters: while
+// records wait for room in the log, or the Member answers kFull (it holds max_pending_sends
+// while wedged), nothing more is taken, the ring fills, and submit() says kFull. A send the
+// Member refused for kFull stays at the head (held_) and is offered again next poll: a message
+// submit() accepted is never dropped here.
 uint32_t GroupEngine::drain_submissions(TimeNs now) {
-  Submission* batch[32];
-  const uint32_t got = submissions_->dequeue_burst(batch, 32);
-  for (uint32_t i = 0; i < got; ++i) {
-    Submission* s = batch[i];
+  uint32_t done = 0;
+  while (done < 32 && pending_appends_.empty()) {
+    Submission* s = held_;
+    if (s == nullptr && !submissions_->try_dequeue(s)) break;
+    held_ = nullptr;
     if (s->leave) {
       member_->leave(now);
-    } else {
-      (void)member_->send(s->mode, std::span<const std::byte>(s->bytes, s->length), now);
+    } else if (member_->send(s->mode, std::span<const std::byte>(s->bytes, s->length), now) ==
+               SendResult::kFull) {
+      held_ = s;
+      ++counters_.send_held;
+      break;
     }
     carry_out();
     COHORT_ASSERT(free_slots_->enqueue_burst(&s, 1) == 1);
+    ++done;
   }
-  return got;
+  return done;
 }
 
 uint32_t GroupEngine::poll() {

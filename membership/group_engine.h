@@ -66,6 +66,7 @@ struct EngineCounters {
   uint64_t delivered_bytes = 0;
   uint64_t submit_full = 0;
   uint64_t control_ring_full = 0;  // dedicated mode: a datagram the ring between cores refused
+  uint64_t send_held = 0;          // the Member said kFull: the send waits at the head
 };
 
 class GroupEngine {
@@ -137,6 +138,7 @@ class GroupEngine {
   std::unique_ptr<MpscRing<Submission*>> submissions_;
   std::vector<std::unique_ptr<Submission>> submission_slots_;
   std::unique_ptr<MpscRing<Submission*>> free_slots_;
+  Submission* held_ = nullptr;  // refused with kFull by the Member: offered again first
   std::deque<std::vector<std::byte>> pending_appends_;  // back-pressured records, in order
   // Copies of polled records the Member may point into: 1 MiB chunks filled in arrival order,
   // each given back (4 kept as spares) once the Member holds nothing in it.

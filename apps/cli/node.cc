@@ -240,7 +240,8 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
       .add_int("group.slots", d.slots, "slots of the group", 1, 32)
       .add_bool("group.bootstrap", d.bootstrap, "found the group instead of joining it")
       .add_string("group.shm_dir", d.shm_dir, "shared-memory folder; empty: /dev/shm/cohort-<uid>")
-      .add_string("group.transport", d.transport, "the transport", {"shm", "udp", "dpdk"})
+      .add_string("group.transport", d.transport, "the transport", {"shm", "udp", "dpdk", "rdma"})
+      .add_string("rdma.device", "", "rdma: the verbs device; empty: the first active one")
       .add_string("group.peers", "", "udp, dpdk: a.b.c.d:port of every member, comma-separated")
       .add_string("runtime.threading", d.threading, "one thread, or data and control threads",
                   {"shared", "dedicated", "auto"})
@@ -291,6 +292,7 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
   o.peers = split_words(c.get_string("group.peers"), ',');
   o.threading = c.get_string("runtime.threading");
   o.dpdk_eal = c.get_string("dpdk.eal");
+  o.rdma_device = c.get_string("rdma.device");
   o.drop_rate = c.get_double("fault.drop_rate");
   for (const int64_t n : c.get_int_list("fault.cut_off")) o.cut_off.push_back(static_cast<uint32_t>(n));
   o.cut_after_ms = static_cast<uint64_t>(c.get_int("fault.cut_after_ms"));
@@ -364,6 +366,7 @@ int run_node(const NodeOptions& o) {
   go.peers = o.peers;
   go.threading = o.threading;
   go.dpdk_eal_args = split_words(o.dpdk_eal, ' ');
+  go.rdma_device = o.rdma_device;
   go.faults.drop_rate = o.drop_rate;
   go.faults.cut_off = o.cut_off;
   go.faults.cut_after_ms = o.cut_after_ms;

@@ -30,6 +30,7 @@ struct NodeOptions {
   std::vector<std::string> peers;
   std::string threading = "auto";
   std::string dpdk_eal;
+  std::string rdma_device;
   // Faults injected below udp/dpdk logs (tests): loss, and a partition from `cut_off` members
   // cut_after_ms after start, for cut_for_ms (0: for ever).
   double drop_rate = 0;

@@ -25,8 +25,8 @@
 //              data core through SPSC rings. The protocol's decisions (suspicion, the view
 //              change's state machine) stay on the data core: membership/NOTES.md, "Threads".
 //
-// Transports: "shm" (every member on this host; the default), "udp" and "dpdk" (members at
-// fixed addresses, GroupOptions::peers). rdma follows.
+// Transports: "shm" (every member on this host; the default), "udp", "dpdk" and "rdma"
+// (members at fixed addresses, GroupOptions::peers).
 #pragma once
 
 #include <cstddef>
@@ -108,7 +108,8 @@ struct GroupOptions {
   std::string idle = "backoff";  // busy | spin_yield | backoff (DESIGN.md principle 5)
   // shared | dedicated | auto: dedicated when the machine has at least 4 cores.
   std::string threading = "auto";
-  // udp, dpdk: "a.b.c.d:port" of every member, member i being entry i; slots is their count.
+  // udp, dpdk, rdma: "a.b.c.d:port" of every member, member i being entry i; slots is their
+  // count.
   // Each member uses two ports, port and port + 1 (the control channel). A member that dies
   // stays out until the group restarts (membership/NOTES.md: replicas are not reset for a new
   // incarnation on these transports).
@@ -116,6 +117,8 @@ struct GroupOptions {
   // dpdk: the EAL's arguments, e.g. {"--no-huge", "--no-pci", "--file-prefix", "m0",
   // "--vdev=net_memif0,role=server,socket=/tmp/m.sock"}; the first port the EAL finds is used.
   std::vector<std::string> dpdk_eal_args;
+  // rdma: the verbs device ("mlx5_0", "rxe0"); empty: the first with an active port.
+  std::string rdma_device;
   // udp, dpdk, for tests: faults injected below the log (transport/fault/fault_port.h).
   struct Faults {
     double drop_rate = 0;

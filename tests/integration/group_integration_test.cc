@@ -896,6 +896,34 @@ TEST(GroupProcesses, three_members_dpdk_af_packet) {
   expect_clean_ends(r, 3, {2});
 }
 
+// Three members over rdma, one SIGKILLed mid-stream. It runs inside the Soft-RoCE guest of
+// scripts/rdma-vm (the rdma_guest test starts this binary there, filtered to this case); on the
+// host there is no verbs device, so it skips.
+TEST(GroupProcesses, three_members_rdma_in_guest) {
+  const char* ip = std::getenv("RDMAVM_IP");
+  if (std::getenv("RDMAVM") == nullptr || ip == nullptr) {
+    GTEST_SKIP() << "runs inside the Soft-RoCE guest (the rdma_guest test), not on the host";
+  }
+  std::string peers;
+  for (uint32_t n = 0; n < 3; ++n) {
+    if (n != 0) peers.push_back(',');
+    peers.append(ip);
+    peers.append(":" + std::to_string(47100 + 2 * n));
+  }
+  CaseRun run({{dgram_node(0, true, 300, 3500, "rdma", peers),
+                dgram_node(1, false, 300, 3500, "rdma", peers),
+                dgram_node(2, false, 300, 3500, "rdma", peers)},
+               {start(0), wait_view(0, 1), start(1), start(2), wait_view(0, 3, 15'000),
+                wait_view(1, 3), wait_view(2, 3), sleep_ms(1000), kill_hard(2),
+                wait_view(0, 2, 5000), wait_view(1, 2, 5000)}});
+  const CheckReport r = run_case(run);
+  const MemberFacts* victim = running_at(r, 2, run.proc(2).killed_ns);
+  ASSERT_NE(victim, nullptr);
+  EXPECT_GT(victim->deliveries, 0U) << "the victim was not killed mid-stream";
+  expect_failover(r, run.proc(2), victim->uid, {0, 1});
+  expect_clean_ends(r, 3, {2});
+}
+
 }  // namespace
 }  // namespace cohort::itest
 
