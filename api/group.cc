@@ -74,8 +74,9 @@ Result<std::unique_ptr<membership::EngineTransport>> make_transport(const GroupO
                        std::to_string(o.slots) + ", at most 32); set node below slots");
     }
     if (!o.peers.empty()) {
-      return Error(Errc::kInvalidArgument,
-                   "group: peers are for udp and dpdk; shm members find each other in shm_dir");
+      return Error(
+          Errc::kInvalidArgument,
+          "group: peers are for udp, dpdk and rdma; shm members find each other in shm_dir");
     }
     transport::shm::ShmOptions so;
     so.dir = o.shm_dir;
@@ -98,12 +99,16 @@ Result<std::unique_ptr<membership::EngineTransport>> make_transport(const GroupO
   }
   auto faults = fault_options(o, members);
   if (!faults.ok()) return std::move(faults).error();
+  // What every replicated-log transport takes alike.
+  auto fill = [&o](auto& options) {
+    options.members = o.peers;
+    options.self = o.node;
+    options.group = o.name;
+    options.log_bytes = o.log_bytes;
+  };
   if (o.transport == "udp") {
     transport::udp::UdpOptions uo;
-    uo.members = o.peers;
-    uo.self = o.node;
-    uo.group = o.name;
-    uo.log_bytes = o.log_bytes;
+    fill(uo);
     uo.fault = *faults;
     return membership::make_udp_engine_transport(uo);
   }
@@ -114,29 +119,25 @@ Result<std::unique_ptr<membership::EngineTransport>> make_transport(const GroupO
                    "group: faults are injected on udp and dpdk only; rdma has no fault decorator");
     }
     transport::rdma::RdmaOptions ro;
-    ro.members = o.peers;
-    ro.self = o.node;
-    ro.group = o.name;
-    ro.log_bytes = o.log_bytes;
+    fill(ro);
     ro.device = o.rdma_device;
     return membership::make_rdma_engine_transport(ro);
 #else
-    return Error(Errc::kUnsupported, "group: this build has no RDMA; install libibverbs-dev and "
-                                     "rebuild (meson -Drdma=enabled)");
+    return Error(Errc::kUnsupported,
+                 "group: this build has no RDMA; install libibverbs-dev and "
+                 "rebuild (meson -Drdma=enabled)");
 #endif
   }
 #if COHORT_HAVE_DPDK
   transport::dpdk::DpdkOptions dopts;
   dopts.eal_args = o.dpdk_eal_args;
-  dopts.members = o.peers;
-  dopts.self = o.node;
-  dopts.group = o.name;
-  dopts.log_bytes = o.log_bytes;
+  fill(dopts);
   dopts.fault = *faults;
   return membership::make_dpdk_engine_transport(dopts);
 #else
-  return Error(Errc::kUnsupported,
-               "group: this build has no DPDK; install dpdk-dev and rebuild (meson -Ddpdk=enabled)");
+  return Error(
+      Errc::kUnsupported,
+      "group: this build has no DPDK; install dpdk-dev and rebuild (meson -Ddpdk=enabled)");
 #endif
 }
 
@@ -319,8 +320,8 @@ Result<std::unique_ptr<Group>> Group::create(const GroupOptions& options, GroupL
   } else if (options.threading == "auto") {
     dedicated = std::thread::hardware_concurrency() >= 4;
   } else if (options.threading != "shared") {
-    return Error(Errc::kInvalidArgument, "group: threading '" + options.threading +
-                                             "' is not shared, dedicated or auto");
+    return Error(Errc::kInvalidArgument,
+                 "group: threading '" + options.threading + "' is not shared, dedicated or auto");
   }
   auto transport = make_transport(options);
   if (!transport.ok()) return std::move(transport).error();

@@ -106,7 +106,8 @@ int main(int argc, char** argv) {
   CLI::App* lock_query = lock_cmd->add_subcommand("query", "a lock's holders, waiters and token");
   for (CLI::App* c : {lock_serve, lock_hold, lock_query}) {
     c->add_option("--group", lock.group, "group name")->capture_default_str();
-    c->add_option("--shm-dir", lock.shm_dir, "shared-memory folder (default /dev/shm/cohort-<uid>)");
+    c->add_option("--shm-dir", lock.shm_dir,
+                  "shared-memory folder (default /dev/shm/cohort-<uid>)");
     c->add_option("--slots", lock.slots, "slots of the group")->capture_default_str();
     c->add_option("--node", lock.node, "this member's slot (hold, query: -1 picks a free one)")
         ->capture_default_str();

@@ -149,8 +149,7 @@ int run_lock_cmd(const LockCmdOptions& o) {
   const LockMode mode = o.shared ? LockMode::kShared : LockMode::kExclusive;
   const LockResult r = s.acquire(o.name, mode, std::chrono::milliseconds(o.timeout_ms));
   if (r.status != LockStatus::kGranted) {
-    std::fprintf(stderr, "cohort lock hold: %s: %s\n", o.name.c_str(),
-                 lock_status_name(r.status));
+    std::fprintf(stderr, "cohort lock hold: %s: %s\n", o.name.c_str(), lock_status_name(r.status));
     leave(s);
     return r.status == LockStatus::kTimedOut ? 3 : 1;
   }

@@ -19,11 +19,11 @@ struct LockCmdOptions {
   uint32_t slots = 8;
   int node = -1;  // serve: required; hold/query: -1 picks a free slot
   bool bootstrap = false;
-  std::string name;            // the lock
-  bool shared = false;         // shared mode instead of exclusive
-  uint64_t hold_ms = 0;        // hold this long when no command is given
-  uint64_t timeout_ms = 10'000;  // give up waiting for the grant after this long
-  uint64_t join_ms = 5'000;      // give up joining the group after this long
+  std::string name;                  // the lock
+  bool shared = false;               // shared mode instead of exclusive
+  uint64_t hold_ms = 0;              // hold this long when no command is given
+  uint64_t timeout_ms = 10'000;      // give up waiting for the grant after this long
+  uint64_t join_ms = 5'000;          // give up joining the group after this long
   std::vector<std::string> command;  // run while holding
 };
 

@@ -129,8 +129,8 @@ class App final : public GroupListener {
       std::memcpy(&count_, state.data(), 8);
       std::memcpy(&sum_, state.data() + 8, 8);
     }
-    std::printf("event restored t=%" PRIu64 " count=%" PRIu64 " hash=%016" PRIx64 "\n", now,
-                count_, sum_);
+    std::printf("event restored t=%" PRIu64 " count=%" PRIu64 " hash=%016" PRIx64 "\n", now, count_,
+                sum_);
     std::fflush(stdout);
     if (log_ != nullptr) {
       std::fprintf(log_, "%" PRIu64 " restore snap=", now);
@@ -168,9 +168,8 @@ class App final : public GroupListener {
   void log_send(uint64_t t_ns, MemberUid self, uint32_t seq, DeliveryMode mode,
                 std::span<const std::byte> payload) {
     if (log_ == nullptr) return;
-    std::fprintf(log_, "%" PRIu64 " send id=%u.%u.%u mode=%s size=%zu hash=%016" PRIx64 "\n",
-                 t_ns, self.node, self.incarnation, seq, mode_text(mode), payload.size(),
-                 fnv1a(payload));
+    std::fprintf(log_, "%" PRIu64 " send id=%u.%u.%u mode=%s size=%zu hash=%016" PRIx64 "\n", t_ns,
+                 self.node, self.incarnation, seq, mode_text(mode), payload.size(), fnv1a(payload));
     std::fflush(log_);
   }
   void log_sent(MemberUid self, uint32_t seq, SendStatus status) {
@@ -247,8 +246,7 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
                   {"shared", "dedicated", "auto"})
       .add_string("dpdk.eal", d.dpdk_eal, "dpdk: the EAL's arguments, space-separated")
       .add_double("fault.drop_rate", d.drop_rate, "udp, dpdk: datagrams lost, 0..1 (tests)")
-      .add_int_list("fault.cut_off", {}, "udp, dpdk: members this one is partitioned from", 0,
-                    31)
+      .add_int_list("fault.cut_off", {}, "udp, dpdk: members this one is partitioned from", 0, 31)
       .add_int("fault.cut_after_ms", 0, "the partition starts this long after start", 0)
       .add_int("fault.cut_for_ms", 0, "and lasts this long (0: to the end)", 0)
       .add_int("group.heartbeat_us", static_cast<int64_t>(d.heartbeat_us), "heartbeat interval",
@@ -294,7 +292,8 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
   o.dpdk_eal = c.get_string("dpdk.eal");
   o.rdma_device = c.get_string("rdma.device");
   o.drop_rate = c.get_double("fault.drop_rate");
-  for (const int64_t n : c.get_int_list("fault.cut_off")) o.cut_off.push_back(static_cast<uint32_t>(n));
+  for (const int64_t n : c.get_int_list("fault.cut_off"))
+    o.cut_off.push_back(static_cast<uint32_t>(n));
   o.cut_after_ms = static_cast<uint64_t>(c.get_int("fault.cut_after_ms"));
   o.cut_for_ms = static_cast<uint64_t>(c.get_int("fault.cut_for_ms"));
   if (o.transport != "shm") {

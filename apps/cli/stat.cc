@@ -70,9 +70,9 @@ int print_once(const std::string& folder) {
                              p->control_malformed.load(r) + p->control_stale.load(r) +
                              p->control_send_failed.load(r);
       auto idle_pct = [](uint64_t rounds, uint64_t busy) {
-        return rounds == 0 ? 0.0
-                           : 100.0 * static_cast<double>(rounds - busy) /
-                                 static_cast<double>(rounds);
+        return rounds == 0
+                   ? 0.0
+                   : 100.0 * static_cast<double>(rounds - busy) / static_cast<double>(rounds);
       };
       const double idle = idle_pct(p->rounds.load(r), p->busy_rounds.load(r));
       const uint64_t control_rounds = p->control_rounds.load(r);

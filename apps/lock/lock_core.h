@@ -126,8 +126,8 @@ class LockCore {
   void queue_op(OpKind kind, uint64_t request, const Own& own, bool try_only = false);
   void on_table_events();
   void own_event(const TableEvent& e);
-  void outcome(uint64_t request, const Own& own, LockStatus status, CoreEvent::Kind kind =
-                                                                        CoreEvent::Kind::kOutcome);
+  void outcome(uint64_t request, const Own& own, LockStatus status,
+               CoreEvent::Kind kind = CoreEvent::Kind::kOutcome);
 
   CoreOptions options_;
   MemberUid self_{};

@@ -87,7 +87,8 @@ DecodeResult decode_op(std::span<const std::byte> bytes, Op* op) noexcept {
   op->mode = (flags & kFlagShared) != 0 ? LockMode::kShared : LockMode::kExclusive;
   op->try_only = (flags & kFlagTry) != 0;
   op->request = request;
-  op->name = std::string_view(reinterpret_cast<const char*>(bytes.data() + kOpHeaderBytes), name_len);
+  op->name =
+      std::string_view(reinterpret_cast<const char*>(bytes.data() + kOpHeaderBytes), name_len);
   return DecodeResult::kOk;
 }
 

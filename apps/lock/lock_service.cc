@@ -53,8 +53,8 @@ struct LockService::Impl final : GroupListener {
     LockResult result;
   };
   struct Pending {
-    LockCallback done;                // asynchronous
-    std::shared_ptr<Waiter> waiter;   // blocking
+    LockCallback done;               // asynchronous
+    std::shared_ptr<Waiter> waiter;  // blocking
   };
   // What a batch of core events asks for, run after `mu` is released.
   struct Work {
@@ -173,7 +173,8 @@ struct LockService::Impl final : GroupListener {
     if (options.listener != nullptr) app = options.listener->snapshot();
     std::vector<std::byte> out(4 + table.size() + app.size());
     const uint32_t len = static_cast<uint32_t>(table.size());
-    for (int i = 0; i < 4; ++i) out[static_cast<size_t>(i)] = static_cast<std::byte>(len >> (8 * i));
+    for (int i = 0; i < 4; ++i)
+      out[static_cast<size_t>(i)] = static_cast<std::byte>(len >> (8 * i));
     if (!table.empty()) std::memcpy(out.data() + 4, table.data(), table.size());
     if (!app.empty()) std::memcpy(out.data() + 4 + table.size(), app.data(), app.size());
     return out;
@@ -313,8 +314,8 @@ LockStatus LockService::acquire_async(std::string_view name, LockMode mode, Lock
   {
     std::lock_guard<std::mutex> g(s.mu);
     if (!s.group->in_view()) return LockStatus::kNotMember;
-    const uint64_t deadline = timeout.count() > 0 ? now_ns() + static_cast<uint64_t>(timeout.count())
-                                                  : 0;
+    const uint64_t deadline =
+        timeout.count() > 0 ? now_ns() + static_cast<uint64_t>(timeout.count()) : 0;
     const uint64_t request = s.core.acquire(name, mode, false, deadline, &status);
     if (request == 0) return status;
     s.pending[request].done = std::move(done);

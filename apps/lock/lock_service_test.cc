@@ -171,9 +171,8 @@ TEST(LockService, TheLockPassesBetweenMembersAndToAJoinerState) {
   // A joiner learns every lock from the state transfer.
   auto c = member(f, 2, false);
   ASSERT_NE(c, nullptr);
-  ASSERT_TRUE(eventually([&] {
-    return c->group().in_view() && c->group().stats().view_members == 3;
-  }));
+  ASSERT_TRUE(
+      eventually([&] { return c->group().in_view() && c->group().stats().view_members == 3; }));
   const LockInfo seen = c->query("x");
   ASSERT_EQ(seen.holders.size(), 1U);
   EXPECT_EQ(seen.holders[0].member, b->group().self());
