@@ -277,6 +277,17 @@ void Member::Impl::try_deliver() {
     if (!m->delivered) {
       const uint64_t g = v.walk + 1;
       if (m->mode == Mode::kSafe && stable_gseq < g) break;
+      // A sequencer orders each sender's messages in sseq order; an ORDER record that does not
+      // (malformed bytes in a log) is counted once and stops the walk here rather than
+      // deliver out of FIFO order (found by member_fuzz). Planted bugs do it on purpose: the
+      // checker, not this, must catch them.
+      if (!config.bugs.any() && v.senders[o.rank].delivered + 1 != o.sseq) {
+        if (v.bad_order_at != g) {
+          v.bad_order_at = g;
+          ++counters.records_malformed;
+        }
+        break;
+      }
       deliver(v, o.rank, o.sseq, m->mode == Mode::kFifo ? 0 : g);
     }
     ++v.walk;

@@ -52,6 +52,7 @@ struct ViewData {
   Window<OrderSlot> order;  // index gseq - 1; gseqs up to order.first() are released
   uint64_t ordered = 0;     // highest gseq whose ORDER entry is held contiguously
   uint64_t walk = 0;        // gseqs 1..walk are delivered (or were FIFO, delivered early)
+  uint64_t bad_order_at = 0;  // the gseq whose ORDER entry broke its sender's sseq order
   uint64_t held = 0;        // highest gseq held contiguously with its DATA
   uint64_t ack_sent = 0;
   std::array<uint64_t, kMaxMembers> acked{};  // per rank: `held` as its ACK records say
