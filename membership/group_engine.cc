@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <optional>
 
 #include "runtime/assert.h"
 #include "runtime/clock.h"
@@ -13,10 +12,11 @@ namespace {
 
 constexpr uint32_t kPollBurst = 64;
 constexpr uint32_t kSubmissionSlots = 1024;
-constexpr TimeNs kTickNs = 1'000'000;     // the Member's timers: heartbeats, retries
+constexpr uint32_t kDrainBurst = 256;       // sends taken per poll: they leave as one DATA record
+constexpr TimeNs kTickNs = 1'000'000;       // the Member's timers: heartbeats, retries
 constexpr TimeNs kMaintainNs = 20'000'000;  // look for new, dead or restarted peers
-constexpr uint32_t kControlSlots = 256;       // dedicated mode: datagrams between the cores
-constexpr TimeNs kControlPollNs = 20'000;     // shared mode: how often the control socket is read
+constexpr uint32_t kControlSlots = 256;     // dedicated mode: datagrams between the cores
+constexpr TimeNs kControlPollNs = 20'000;   // shared mode: how often the control socket is read
 constexpr uint16_t kRecordType = transport::kRecordUser;
 
 TimeNs now_ns() {
@@ -42,9 +42,9 @@ GroupEngine::GroupEngine(const EngineOptions& options, std::unique_ptr<EngineTra
 
 GroupEngine::~GroupEngine() = default;
 
-Result<std::unique_ptr<GroupEngine>> GroupEngine::create(
-    const EngineOptions& options, std::unique_ptr<EngineTransport> transport,
-    EngineListener* listener) {
+Result<std::unique_ptr<GroupEngine>> GroupEngine::create(const EngineOptions& options,
+                                                         std::unique_ptr<EngineTransport> transport,
+                                                         EngineListener* listener) {
   COHORT_ASSERT(listener != nullptr && transport != nullptr);
   std::unique_ptr<GroupEngine> e(new GroupEngine(options, std::move(transport), listener));
   COHORT_TRY(e->setup());
@@ -246,7 +246,7 @@ uint32_t GroupEngine::poll_control_core() {
 // submit() accepted is never dropped here.
 uint32_t GroupEngine::drain_submissions(TimeNs now) {
   uint32_t done = 0;
-  while (done < 32 && pending_appends_.empty()) {
+  while (done < kDrainBurst && pending_appends_.empty()) {
     Submission* s = held_;
     if (s == nullptr && !submissions_->try_dequeue(s)) break;
     held_ = nullptr;
@@ -258,10 +258,12 @@ uint32_t GroupEngine::drain_submissions(TimeNs now) {
       ++counters_.send_held;
       break;
     }
-    carry_out();
+    // The Member copied the payload: the slot goes back now. Its actions are carried out once
+    // for the whole drain, so the sends of one poll leave as one DATA record.
     COHORT_ASSERT(free_slots_->enqueue_burst(&s, 1) == 1);
     ++done;
   }
+  carry_out();
   return done;
 }
 
@@ -292,22 +294,26 @@ uint32_t GroupEngine::poll() {
   return work;
 }
 
+// One record into the log; false (nothing appended) when the log is full.
+bool GroupEngine::try_append(std::span<const std::byte> record) {
+  transport::Claim c;
+  const transport::ClaimStatus st =
+      transport_->publication().try_claim(static_cast<uint32_t>(record.size()), kRecordType, &c);
+  if (st == transport::ClaimStatus::kBackPressure) {
+    ++counters_.append_backpressure;
+    return false;
+  }
+  COHORT_ASSERT_MSG(st == transport::ClaimStatus::kOk, "a protocol record the log refuses");
+  std::memcpy(c.data, record.data(), record.size());
+  transport_->publication().commit(c);
+  ++counters_.records_out;
+  return true;
+}
+
 // Appends what back-pressure held, in order; false while the log is still full.
 bool GroupEngine::flush_appends() {
-  transport::LogWriter& log = transport_->publication();
   while (!pending_appends_.empty()) {
-    const std::vector<std::byte>& r = pending_appends_.front();
-    transport::Claim c;
-    const transport::ClaimStatus st =
-        log.try_claim(static_cast<uint32_t>(r.size()), kRecordType, &c);
-    if (st == transport::ClaimStatus::kBackPressure) {
-      ++counters_.append_backpressure;
-      return false;
-    }
-    COHORT_ASSERT_MSG(st == transport::ClaimStatus::kOk, "a protocol record the log refuses");
-    std::memcpy(c.data, r.data(), r.size());
-    log.commit(c);
-    ++counters_.records_out;
+    if (!try_append(pending_appends_.front())) return false;
     pending_appends_.pop_front();
   }
   return true;
@@ -316,12 +322,13 @@ bool GroupEngine::flush_appends() {
 void GroupEngine::carry_out() {
   const auto actions = member_->actions();
   if (actions.empty()) return;
-  std::optional<uint32_t> in_view;  // the nodes of a view installed here
   // The callbacks below may not call into the member (they run inside this loop); what they
   // submit goes through the ring.
   for (const Action& a : actions) {
     switch (a.kind) {
       case ActionKind::kAppend:
+        // Straight into the log, unless earlier records wait for room (order is kept).
+        if (pending_appends_.empty() && try_append(a.bytes)) break;
         pending_appends_.emplace_back(a.bytes.begin(), a.bytes.end());
         break;
       case ActionKind::kSend: send_control(a.to, a.bytes); break;
@@ -329,15 +336,19 @@ void GroupEngine::carry_out() {
         counters_.delivered_bytes += a.delivery.payload.size();
         listener_->on_deliver(a.delivery);
         break;
-      case ActionKind::kInstall:
+      case ActionKind::kInstall: {
         ++counters_.installs;
-        in_view = 0;
-        for (const Uid u : a.view.list()) *in_view |= 1U << u.node;
-        listener_->on_install(a.view);
+        // Before appending anything of the new view: departed peers stop holding our log
+        // back, and (shm) joiners' files are attached so they read this log from here on.
+        uint32_t in_view = 0;
+        for (const Uid u : a.view->list()) in_view |= 1U << u.node;
+        transport_->on_install(in_view);
+        listener_->on_install(*a.view);
         break;
+      }
       case ActionKind::kTakeSnapshot: {
         const std::vector<std::byte> snap = listener_->snapshot();
-        member_->snapshot_taken(a.view.id, snap);
+        member_->snapshot_taken(a.view->id, snap);
         break;
       }
       case ActionKind::kRestore: listener_->restore(a.bytes); break;
@@ -347,9 +358,6 @@ void GroupEngine::carry_out() {
     }
   }
   member_->clear_actions();
-  // Before appending anything of a new view: departed peers stop holding our log back, and
-  // (shm) joiners' files are attached so they read this log from here on.
-  if (in_view) transport_->on_install(*in_view);
   if (!pending_appends_.empty()) flush_appends();
 }
 

@@ -25,12 +25,12 @@
 #include <string>
 #include <vector>
 
+#include "membership/engine_transport.h"
 #include "membership/protocol/member.h"
 #include "membership/protocol/record_store.h"
 #include "runtime/idle.h"
 #include "runtime/mpsc_ring.h"
 #include "runtime/result.h"
-#include "membership/engine_transport.h"
 #include "runtime/spsc_ring.h"
 
 namespace cohort::membership {
@@ -115,6 +115,7 @@ class GroupEngine {
   void send_control(NodeId to, std::span<const std::byte> bytes);
   uint32_t drain_control_in(TimeNs now);
   void carry_out();
+  bool try_append(std::span<const std::byte> record);
   bool flush_appends();
 
   EngineOptions options_;

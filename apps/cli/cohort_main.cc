@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
       {"--pin", "node.pin", "pin the member's thread to this cpu"},
       {"--flood", "node.flood", "send as fast as backpressure allows", true},
       {"--all-latency", "node.all_latency", "latency of every delivery, not own only", true},
+      {"--sample", "node.sample", "time one delivery in N (floods: fewer clock reads)"},
       {"--wait-members", "node.wait_members", "send once the view has this many members"},
       {"--rejoin", "node.rejoin", "when removed, join again as a new incarnation", true},
   };

@@ -47,6 +47,7 @@ struct NodeOptions {
   int pin = -1;
   bool flood = false;
   bool all_latency = false;
+  uint32_t sample = 1;  // time one timestamped delivery in `sample`
   uint32_t wait_members = 1;
   // When the group removes this member (kRemoved), join again as a new incarnation in this
   // process (a fresh Group; the state comes by transfer), logging under the new uid.

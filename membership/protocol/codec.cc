@@ -52,16 +52,20 @@ void put_data(Writer& w, const DataBody& d) {
   w.bytes(d.payload);
 }
 
-bool get_data(Reader& r, DataBody* d) {
+bool get_data_entry(Reader& r, DataBody* d) {
   d->rank = r.u8();
   const uint8_t mode = r.u8();
   d->sseq = r.u32();
   d->gseq_inline = r.u64();
   const uint32_t length = r.u32();
   d->payload = r.bytes(length);
-  if (!r.at_end() || !valid_mode(mode) || d->sseq == 0 || d->rank >= kMaxMembers) return false;
+  if (!r.ok() || !valid_mode(mode) || d->sseq == 0 || d->rank >= kMaxMembers) return false;
   d->mode = static_cast<Mode>(mode);
   return true;
+}
+
+bool get_data(Reader& r, DataBody* d) {
+  return get_data_entry(r, d) && r.at_end();
 }
 
 void put_order(Writer& w, uint64_t gseq_first, std::span<const OrderRange> ranges) {

@@ -14,10 +14,10 @@
 namespace cohort::membership {
 
 inline constexpr uint16_t kProtocolMagic = 0xC0E5;
-inline constexpr uint8_t kProtocolVersion = 1;
+inline constexpr uint8_t kProtocolVersion = 2;  // 2: DATA carries a batch
 
 enum class RecordKind : uint8_t {
-  kData = 1,        // a message of the writer
+  kData = 1,        // one or more consecutive messages of the writer (a batch per burst)
   kOrder = 2,       // the sequencer orders (sender, sseq range)s from gseq_first on
   kAck = 3,         // the writer holds every gseq up to `held` with its DATA
   kRelayData = 4,   // a message of another sender, relayed for the flush
@@ -42,6 +42,8 @@ enum class ControlKind : uint8_t {
 
 // Bounds on what a decoder accepts (a limit on everything).
 inline constexpr uint32_t kMaxOrderRanges = 256;
+inline constexpr uint32_t kMaxDataBatch = 1024;         // messages in one DATA record
+inline constexpr uint32_t kDataBatchBytes = 16U << 10;  // a sender starts a new DATA past this
 inline constexpr uint32_t kMaxSnapChunk = 4096;
 inline constexpr uint32_t kMaxSnapshotBytes = 64U << 20;
 
@@ -163,10 +165,14 @@ class Reader {
 
 // Records.
 void put_record_head(Writer& w, RecordKind kind, Uid writer, ViewId view);
+// One message: the body of a RELAY_DATA, and each entry of a DATA record, whose body is
+//   u16 count (1..kMaxDataBatch), then `count` entries, each of the writer's rank, sseqs
+//   consecutive.
 void put_data(Writer& w, const DataBody& d);
 void put_order(Writer& w, uint64_t gseq_first, std::span<const OrderRange> ranges);
 bool get_record_head(Reader& r, RecordHead* head);
-bool get_data(Reader& r, DataBody* d);
+bool get_data(Reader& r, DataBody* d);        // one message, the whole rest of `r`
+bool get_data_entry(Reader& r, DataBody* d);  // one message; more may follow
 bool get_order(Reader& r, OrderBody* o);
 
 // Control datagrams.

@@ -65,10 +65,7 @@ const char* member_state_name(MemberState state) noexcept {
 // Output
 
 void Member::Impl::emit(ActionKind kind) {
-  PendingAction p{};
-  p.action.kind = kind;
-  pending.push_back(p);
-  out_built = false;
+  pending.emplace_back().kind = kind;
 }
 
 // Application-facing actions of a joiner wait until its snapshot is applied: the application
@@ -78,26 +75,22 @@ void Member::Impl::emit_app(const Action& a) {
     buffered_app.push_back(a);
     return;
   }
-  PendingAction p{};
-  p.action = a;
-  pending.push_back(p);
-  out_built = false;
+  pending.push_back(a);
 }
 
 Writer Member::Impl::begin_bytes(ActionKind kind, NodeId to, size_t* mark) {
   *mark = arena.size();
-  PendingAction p{};
-  p.action.kind = kind;
-  p.action.to = to;
-  p.in_arena = true;
-  p.offset = static_cast<uint32_t>(arena.size());
-  pending.push_back(p);
-  out_built = false;
+  Action& a = pending.emplace_back();
+  a.kind = kind;
+  a.to = to;
+  arena_refs.push_back(
+      ArenaRef{static_cast<uint32_t>(pending.size() - 1), static_cast<uint32_t>(arena.size()), 0});
+  spans_set = false;
   return Writer(&arena);
 }
 
 void Member::Impl::end_bytes(size_t mark) {
-  pending.back().length = static_cast<uint32_t>(arena.size() - mark);
+  arena_refs.back().length = static_cast<uint32_t>(arena.size() - mark);
 }
 
 // Control datagrams addressed to this member itself (the leader's own answers) are handled
@@ -149,10 +142,14 @@ void Member::Impl::handle_record(NodeId from, std::span<const std::byte> record)
   last_heard[rank] = now;
   switch (h.kind) {
     case RecordKind::kData:
+      if (!on_data_batch(v, rank, r)) {
+        ++counters.records_malformed;
+        return;
+      }
+      break;
     case RecordKind::kRelayData: {
       DataBody d{};
-      if (!get_data(r, &d) || d.rank >= v.view.count ||
-          (h.kind == RecordKind::kData && d.rank != rank) || (d.gseq_inline != 0 && d.rank != 0)) {
+      if (!get_data(r, &d) || d.rank >= v.view.count || (d.gseq_inline != 0 && d.rank != 0)) {
         ++counters.records_malformed;
         return;
       }
@@ -181,6 +178,30 @@ void Member::Impl::handle_record(NodeId from, std::span<const std::byte> record)
   update_held(v);
   try_deliver();
   check_cut_progress();
+}
+
+// A DATA record's messages (codec.h): the whole record is checked before any of it is taken,
+// so a malformed one is dropped whole.
+bool Member::Impl::on_data_batch(ViewData& v, uint32_t rank, Reader r) {
+  const uint32_t count = r.u16();
+  if (count == 0 || count > kMaxDataBatch) return false;
+  const Reader body = r;
+  DataBody d{};
+  uint32_t first = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (!get_data_entry(r, &d) || d.rank != rank || (d.gseq_inline != 0 && rank != 0)) {
+      return false;
+    }
+    if (i == 0) first = d.sseq;
+    if (d.sseq != first + i) return false;
+  }
+  if (!r.at_end()) return false;
+  r = body;
+  for (uint32_t i = 0; i < count; ++i) {
+    get_data_entry(r, &d);
+    on_data(v, rank, d);
+  }
+  return true;
 }
 
 void Member::Impl::on_data(ViewData& v, uint32_t rank, const DataBody& d) {
@@ -372,11 +393,38 @@ void Member::Impl::append_data(Mode mode, std::span<const std::byte> payload) {
   // The sequencer's own messages carry their order inline: one hop instead of two.
   d.gseq_inline = v.my_rank == 0 ? v.next_gseq++ : 0;
   d.payload = stored;
-  append_record(RecordKind::kData, v.view.id, [&](Writer& w) { put_data(w, d); });
+  put_batched(v.view.id, d);
   on_data(v, v.my_rank, d);
   ++counters.sent;
   update_held(v);
   try_deliver();
+}
+
+// Own messages go out in batches: a message joins the DATA record appended last when nothing
+// was appended (or sent) after it and the driver has not taken the actions yet (so, in the
+// engine, the sends of one poll make one record); else it starts a new one.
+void Member::Impl::put_batched(ViewId view, const DataBody& d) {
+  const bool extend = open_batch.open && open_batch.view == view &&
+                      open_batch.ref + 1 == arena_refs.size() && open_batch.count < kMaxDataBatch &&
+                      arena.size() - arena_refs.back().offset < kDataBatchBytes;
+  if (extend) {
+    Writer w(&arena);
+    put_data(w, d);
+    arena_refs.back().length = static_cast<uint32_t>(arena.size() - arena_refs.back().offset);
+    spans_set = false;
+  } else {
+    size_t mark = 0;
+    Writer w = begin_bytes(ActionKind::kAppend, 0, &mark);
+    put_record_head(w, RecordKind::kData, self, view);
+    open_batch =
+        OpenBatch{true, view, static_cast<uint32_t>(arena_refs.size() - 1), arena.size(), 0};
+    w.u16(0);
+    put_data(w, d);
+    end_bytes(mark);
+  }
+  ++open_batch.count;
+  const auto count = static_cast<uint16_t>(open_batch.count);
+  std::memcpy(arena.data() + open_batch.count_at, &count, sizeof count);  // little endian (codec.h)
 }
 
 // The sequencer orders, with one record, every DATA it holds and has not ordered, per sender
@@ -522,9 +570,16 @@ void RecordTag::note(std::span<const std::byte> record) noexcept {
   Reader r(record);
   RecordHead h{};
   if (!get_record_head(r, &h)) return;  // dropped by every member at once
+  // The highest sseq the record claims (a DATA batch's entries are consecutive: its last).
   DataBody d{};
-  const bool data =
-      (h.kind == RecordKind::kData || h.kind == RecordKind::kRelayData) && get_data(r, &d);
+  bool data = false;
+  if (h.kind == RecordKind::kRelayData) {
+    data = get_data(r, &d);
+  } else if (h.kind == RecordKind::kData) {
+    const uint32_t count = r.u16();
+    data = count != 0 && count <= kMaxDataBatch;
+    for (uint32_t i = 0; data && i < count; ++i) data = get_data_entry(r, &d);
+  }
   if (h.view > view) {
     older = std::max(older, view);  // 0 when nothing was noted yet
     view = h.view;
@@ -577,31 +632,30 @@ Member::Footprint Member::footprint() const noexcept {
 
 std::span<const Action> Member::actions() const noexcept {
   Impl& m = *impl_;
-  if (!m.out_built) {
-    m.out.clear();
-    for (const PendingAction& p : m.pending) {
-      Action a = p.action;
-      if (p.in_arena) a.bytes = std::span<const std::byte>(m.arena.data() + p.offset, p.length);
-      m.out.push_back(a);
+  m.open_batch.open = false;  // the driver may append it now: nothing joins it from here on
+  if (!m.spans_set) {
+    for (const ArenaRef& r : m.arena_refs) {
+      m.pending[r.index].bytes = std::span<const std::byte>(m.arena.data() + r.offset, r.length);
     }
-    m.out_built = true;
+    m.spans_set = true;
   }
-  return m.out;
+  return m.pending;
 }
 
 void Member::clear_actions() noexcept {
   Impl& m = *impl_;
-  // A view change delivers its whole cut in one batch (an Action is ~350 bytes): after such a
-  // spike the buffers go, rather than stay at their largest for the life of the process.
+  // A view change delivers its whole cut in one batch: after such a spike the buffers go,
+  // rather than stay at their largest for the life of the process.
   constexpr size_t kKeepActions = 4096;
   constexpr size_t kKeepArenaBytes = 1U << 20;
-  if (m.pending.capacity() > kKeepActions) std::vector<PendingAction>().swap(m.pending);
-  if (m.out.capacity() > kKeepActions) std::vector<Action>().swap(m.out);
+  if (m.pending.capacity() > kKeepActions) std::vector<Action>().swap(m.pending);
   if (m.arena.capacity() > kKeepArenaBytes) std::vector<std::byte>().swap(m.arena);
   m.pending.clear();
   m.arena.clear();
-  m.out.clear();
-  m.out_built = true;
+  m.arena_refs.clear();
+  m.spans_set = true;
+  m.open_batch.open = false;
+  if (m.buffered_app.empty()) m.action_views.clear();
   // The driver is done with the actions: own payloads released by now may be reused.
   if (m.cur && m.restored) m.cur->own.release(m.cur->released(m.cur->my_rank));
 }

@@ -68,7 +68,9 @@ struct Action {
   NodeId to = 0;                     // kSend
   std::span<const std::byte> bytes;  // kAppend, kSend, kRestore
   Delivery delivery{};               // kDeliver
-  View view{};                       // kInstall, kTakeSnapshot (the view being installed)
+  // kInstall, kTakeSnapshot: the view being installed; valid like the spans (a pointer, not a
+  // copy: an Action is made for every delivery, and a View is 270 bytes).
+  const View* view = nullptr;
 };
 
 enum class MemberState : uint8_t {

@@ -703,7 +703,7 @@ void Member::Impl::do_install(const CutValue& c) {
   if (joiner_added) {
     Action a{};
     a.kind = ActionKind::kTakeSnapshot;
-    a.view = c.next;
+    a.view = keep_view(c.next);
     emit_app(a);
   }
   last_install = c;
@@ -761,7 +761,7 @@ void Member::Impl::enter_view(const View& view, uint32_t joiners_mask, bool join
   }
   Action a{};
   a.kind = ActionKind::kInstall;
-  a.view = view;
+  a.view = keep_view(view);
   emit_app(a);
 
   // Sends held while wedged go out in the new view, with new sseqs.

@@ -49,11 +49,11 @@ struct ViewData {
   View view{};
   uint32_t my_rank = View::kNoRank;
   std::array<SenderState, kMaxMembers> senders{};
-  Window<OrderSlot> order;  // index gseq - 1; gseqs up to order.first() are released
-  uint64_t ordered = 0;     // highest gseq whose ORDER entry is held contiguously
-  uint64_t walk = 0;        // gseqs 1..walk are delivered (or were FIFO, delivered early)
+  Window<OrderSlot> order;    // index gseq - 1; gseqs up to order.first() are released
+  uint64_t ordered = 0;       // highest gseq whose ORDER entry is held contiguously
+  uint64_t walk = 0;          // gseqs 1..walk are delivered (or were FIFO, delivered early)
   uint64_t bad_order_at = 0;  // the gseq whose ORDER entry broke its sender's sseq order
-  uint64_t held = 0;        // highest gseq held contiguously with its DATA
+  uint64_t held = 0;          // highest gseq held contiguously with its DATA
   uint64_t ack_sent = 0;
   std::array<uint64_t, kMaxMembers> acked{};  // per rank: `held` as its ACK records say
   uint64_t next_gseq = 1;                     // the sequencer's next gseq
@@ -90,11 +90,12 @@ struct LeaderFlush {
   TimeNs sent_ns = 0;
 };
 
-struct PendingAction {
-  Action action;
-  uint32_t offset = 0;  // into Impl::arena_, when `in_arena`
+// The bytes of a kAppend or kSend action, in Impl::arena (which may move as it grows): the
+// action's span is set from this when the driver asks for the actions.
+struct ArenaRef {
+  uint32_t index = 0;  // into Impl::pending
+  uint32_t offset = 0;
   uint32_t length = 0;
-  bool in_arena = false;
 };
 
 struct Member::Impl {
@@ -168,10 +169,26 @@ struct Member::Impl {
   std::vector<std::pair<NodeId, std::span<const std::byte>>> future;
 
   // --- output
-  std::vector<PendingAction> pending;
+  mutable std::vector<Action> pending;  // what actions() answers
   std::vector<std::byte> arena;
-  mutable std::vector<Action> out;
-  mutable bool out_built = false;
+  std::vector<ArenaRef> arena_refs;
+  mutable bool spans_set = true;  // every ArenaRef's span is set in `pending`
+  // The DATA record own messages are joining (put_batched), while `open`.
+  struct OpenBatch {
+    bool open = false;
+    ViewId view = 0;
+    uint32_t ref = 0;     // its ArenaRef
+    size_t count_at = 0;  // the arena offset of its u16 count
+    uint32_t count = 0;
+  };
+  mutable OpenBatch open_batch;
+  // The views kInstall and kTakeSnapshot actions point at (held or buffered): stable addresses,
+  // dropped when no action is left.
+  std::deque<View> action_views;
+  const View* keep_view(const View& view) {
+    action_views.push_back(view);
+    return &action_views.back();
+  }
   std::vector<std::pair<NodeId, std::vector<std::byte>>> loopback;  // control to self
 
   MemberCounters counters{};
@@ -219,7 +236,9 @@ struct Member::Impl {
     return state == MemberState::kActive || state == MemberState::kWedged;
   }
   void handle_record(NodeId from, std::span<const std::byte> record);
+  bool on_data_batch(ViewData& v, uint32_t rank, Reader r);
   void on_data(ViewData& v, uint32_t rank, const DataBody& d);
+  void put_batched(ViewId view, const DataBody& d);
   bool add_order(ViewData& v, uint64_t gseq, uint32_t rank, uint32_t sseq);
   bool on_order(ViewData& v, const OrderBody& o);
   void update_held(ViewData& v);

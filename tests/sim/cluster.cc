@@ -220,6 +220,10 @@ void Cluster::drain(NodeId node) {
     batch[i].action = a;
     batch[i].bytes.assign(a.bytes.begin(), a.bytes.end());
     batch[i].payload.assign(a.delivery.payload.begin(), a.delivery.payload.end());
+    if (a.view != nullptr) {
+      batch[i].view = *a.view;
+      batch[i].action.view = &batch[i].view;
+    }
   }
   m->clear_actions();
   ActionKind end = ActionKind::kAppend;  // kLeft or kRemoved when the process ends
@@ -261,20 +265,20 @@ void Cluster::carry_out(NodeId node, Owned& owned, ActionKind* end) {
       break;
     }
     case ActionKind::kInstall:
-      hash(a.view.id);
-      for (Uid u : a.view.list()) hash(u.key());
+      hash(a.view->id);
+      for (Uid u : a.view->list()) hash(u.key());
       counters_.installs++;
-      checker_->on_install(self, a.view, now_);
-      if (hooks_ != nullptr) hooks_->on_install(node, a.view);
+      checker_->on_install(self, *a.view, now_);
+      if (hooks_ != nullptr) hooks_->on_install(node, *a.view);
       if (verbose_ != nullptr) {
         *verbose_ << "  t=" << now_ / kUs << "us "
-                  << "n" << node << "." << s.incarnation << " installs view " << a.view.id << " {";
-        for (Uid u : a.view.list()) *verbose_ << " n" << u.node << "." << u.incarnation;
+                  << "n" << node << "." << s.incarnation << " installs view " << a.view->id << " {";
+        for (Uid u : a.view->list()) *verbose_ << " n" << u.node << "." << u.incarnation;
         *verbose_ << " }\n";
       }
       break;
     case ActionKind::kTakeSnapshot: {
-      hash(a.view.id);
+      hash(a.view->id);
       const auto app = app_snapshot(s.app);
       std::vector<std::byte> snap(app.begin(), app.end());
       if (hooks_ != nullptr) {
@@ -282,7 +286,7 @@ void Cluster::carry_out(NodeId node, Owned& owned, ActionKind* end) {
         snap.insert(snap.end(), more.begin(), more.end());
         hash(more);
       }
-      s.member->snapshot_taken(a.view.id, snap);
+      s.member->snapshot_taken(a.view->id, snap);
       drain(node);  // the snapshot's own actions (sends to the joiner) go first
       break;
     }

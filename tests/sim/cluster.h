@@ -145,6 +145,7 @@ class Cluster {
     membership::Action action;
     std::vector<std::byte> bytes;    // kAppend, kSend, kRestore
     std::vector<std::byte> payload;  // kDeliver
+    membership::View view;           // kInstall, kTakeSnapshot (action.view points here)
   };
   struct Event {
     TimeNs at;

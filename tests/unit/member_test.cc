@@ -59,6 +59,30 @@ class Net {
     drain(i);
   }
 
+  // Sends every id in one call burst: the actions are carried out once, after the last.
+  void send_burst(uint32_t i, Mode mode, std::span<const uint64_t> ids) {
+    for (const uint64_t id : ids) {
+      std::byte b[8];
+      std::memcpy(b, &id, 8);
+      ASSERT_EQ(nodes_[i].m->send(mode, b, now_), SendResult::kOk);
+    }
+    drain(i);
+  }
+  // Appends raw bytes to node i's log, as if its member had written them.
+  void inject(uint32_t i, std::vector<std::byte> record) {
+    logs_[i].emplace_back(now_, std::move(record));
+  }
+  // The records in node i's log whose kind is `kind`.
+  size_t records_of(uint32_t i, RecordKind kind) const {
+    size_t n = 0;
+    for (const auto& [at, bytes] : logs_[i]) {
+      Reader r(bytes);
+      RecordHead h{};
+      n += get_record_head(r, &h) && h.kind == kind ? 1 : 0;
+    }
+    return n;
+  }
+
   void run(TimeNs for_ns) {
     const TimeNs end = now_ + for_ns;
     while (now_ < end) {
@@ -117,11 +141,11 @@ class Net {
           nodes_[i].state_sum += id;
           break;
         }
-        case ActionKind::kInstall: nodes_[i].views.push_back(a.view); break;
+        case ActionKind::kInstall: nodes_[i].views.push_back(*a.view); break;
         case ActionKind::kTakeSnapshot: {
           std::byte b[8];
           std::memcpy(b, &nodes_[i].state_sum, 8);
-          m.snapshot_taken(a.view.id, b);
+          m.snapshot_taken(a.view->id, b);
           break;
         }
         case ActionKind::kRestore: std::memcpy(&nodes_[i].state_sum, a.bytes.data(), 8); break;
@@ -263,6 +287,7 @@ std::vector<std::byte> data_record(ViewId view, uint8_t rank, uint32_t sseq) {
   d.sseq = sseq;
   const std::byte payload[4] = {};
   d.payload = payload;
+  w.u16(1);  // a batch of one
   put_data(w, d);
   return out;
 }
@@ -318,6 +343,74 @@ TEST(Member, ReleasesWhatEveryMemberHoldsWithinTheView) {
     RecordTag next;
     next.note(data_record(view + 1, 1, 1));
     EXPECT_TRUE(m.holds(next)) << "node " << n;  // a view not installed yet is kept
+  }
+}
+
+// What one call burst sends leaves as one DATA record, delivered alike everywhere.
+TEST(Member, SendsOfOneBurstLeaveAsOneDataRecord) {
+  Net net(3);
+  net.start(0, true);
+  net.start(1, false);
+  net.start(2, false);
+  net.run(300 * kMs);
+  ASSERT_EQ(net.node(2).views.back().count, 3U);
+  const size_t before = net.records_of(1, RecordKind::kData);
+  const uint64_t ids[] = {11, 12, 13, 14, 15};
+  net.send_burst(1, Mode::kTotal, ids);
+  EXPECT_EQ(net.records_of(1, RecordKind::kData), before + 1);
+  net.run(20 * kMs);
+  for (uint32_t i = 0; i < 3; ++i) {
+    ASSERT_EQ(net.node(i).delivered.size(), 5U) << "member " << i;
+    EXPECT_EQ(net.node(i).delivered, net.node(0).delivered);
+  }
+}
+
+// A DATA record that breaks any rule of a batch is dropped whole and counted; the members go
+// on delivering.
+TEST(Member, MalformedDataBatchesAreDroppedWhole) {
+  Net net(3);
+  net.start(0, true);
+  net.start(1, false);
+  net.start(2, false);
+  net.run(300 * kMs);
+  const View view = net.node(0).views.back();
+  ASSERT_EQ(view.count, 3U);
+  const Uid writer = view.members[2];
+  const uint8_t rank = 2;
+  auto batch = [&](uint16_t count, std::initializer_list<std::pair<uint8_t, uint32_t>> entries,
+                   bool trailing) {
+    std::vector<std::byte> out;
+    Writer w(&out);
+    put_record_head(w, RecordKind::kData, writer, view.id);
+    w.u16(count);
+    const std::byte payload[8] = {};
+    for (const auto& [r, sseq] : entries) {
+      DataBody d{};
+      d.rank = r;
+      d.sseq = sseq;
+      d.payload = payload;
+      put_data(w, d);
+    }
+    if (trailing) w.u8(0);
+    return out;
+  };
+  const uint64_t malformed0 = net.node(0).m->counters().records_malformed;
+  const uint64_t malformed1 = net.node(1).m->counters().records_malformed;
+  net.inject(2, batch(2, {{rank, 1}, {rank, 3}}, false));  // sseqs not consecutive
+  net.inject(2, batch(2, {{rank, 1}, {1, 2}}, false));     // an entry of another rank
+  net.inject(2, batch(3, {{rank, 1}, {rank, 2}}, false));  // fewer entries than the count
+  net.inject(2, batch(1, {{rank, 1}}, true));              // bytes after the last entry
+  net.inject(2, batch(0, {}, false));                      // an empty batch
+  net.run(20 * kMs);
+  EXPECT_EQ(net.node(0).m->counters().records_malformed, malformed0 + 5);
+  EXPECT_EQ(net.node(1).m->counters().records_malformed, malformed1 + 5);
+  EXPECT_TRUE(net.node(0).delivered.empty());
+  net.send(0, Mode::kTotal, 21);
+  net.send(2, Mode::kTotal, 22);
+  net.run(20 * kMs);
+  for (uint32_t i = 0; i < 3; ++i) {
+    ASSERT_EQ(net.node(i).delivered.size(), 2U) << "member " << i;
+    EXPECT_EQ(net.node(i).delivered, net.node(0).delivered);
   }
 }
 
