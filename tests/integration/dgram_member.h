@@ -1,4 +1,5 @@
-// The loop of a member process of the datagram transport tests (udp_member, dpdk_member):
+// The loop of a member process of the datagram transport tests (udp_member, dpdk_member,
+// rdma_member):
 // it writes its records, reads every peer's, checks each one (test_records.h), declares
 // silent peers gone, and backs off when idle, over any transport built on the dgram engine.
 // With --control N, a second thread plays the control core: it sends N control datagrams to
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "runtime/idle.h"
+#include "tests/integration/member_options.h"
 #include "tests/integration/test_records.h"
 #include "transport/dgram/dgram_engine.h"
 #include "transport/transport.h"
@@ -38,29 +40,14 @@ struct MemberSettings {
   uint64_t control = 0;            // control datagrams to send to each peer (0: no control thread)
 };
 
-// Parses the options every datagram member takes (members, self, group, log size, MTU, the
-// fault decorator's rates and seed, and the MemberSettings), into a transport's options `o`
-// (UdpOptions, DpdkOptions). Returns false when `key` is not one of them, so the program
-// tries its own.
+// Parses the options every datagram member takes: the transport's (member_options.h: members,
+// self, group, log size, and where the options have them the MTU and the fault decorator's rates
+// and seed) into `o` (UdpOptions, DpdkOptions, RdmaOptions), and the MemberSettings. Returns
+// false when `key` is not one of them, so the program tries its own.
 template <typename Options>
 bool parse_member_option(const std::string& key, const char* v, Options* o, MemberSettings* m) {
-  if (key == "--members") {
-    const std::string s = v;
-    for (size_t start = 0; start <= s.size();) {
-      const size_t comma = s.find(',', start);
-      const size_t end = comma == std::string::npos ? s.size() : comma;
-      o->members.push_back(s.substr(start, end - start));
-      start = end + 1;
-    }
-  } else if (key == "--self") {
-    o->self = static_cast<MemberId>(std::strtoul(v, nullptr, 10));
-  } else if (key == "--group") {
-    o->group = v;
-  } else if (key == "--log-bytes") {
-    o->log_bytes = std::strtoull(v, nullptr, 10);
-  } else if (key == "--mtu") {
-    o->mtu_payload = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-  } else if (key == "--records") {
+  if (parse_transport_option(key, v, o)) return true;
+  if (key == "--records") {
     m->records = std::strtoull(v, nullptr, 10);
   } else if (key == "--writers") {
     m->writers = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
@@ -72,16 +59,6 @@ bool parse_member_option(const std::string& key, const char* v, Options* o, Memb
     m->slow_ns = std::strtoull(v, nullptr, 10);
   } else if (key == "--control") {
     m->control = std::strtoull(v, nullptr, 10);
-  } else if (key == "--loss") {
-    o->fault.drop_rate = std::strtod(v, nullptr);
-  } else if (key == "--dup") {
-    o->fault.duplicate_rate = std::strtod(v, nullptr);
-  } else if (key == "--reorder") {
-    o->fault.reorder_rate = std::strtod(v, nullptr);
-  } else if (key == "--delay") {
-    o->fault.delay_rate = std::strtod(v, nullptr);
-  } else if (key == "--fault-seed") {
-    o->fault.seed = std::strtoull(v, nullptr, 10);
   } else {
     return false;
   }
