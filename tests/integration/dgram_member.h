@@ -65,6 +65,36 @@ bool parse_member_option(const std::string& key, const char* v, Options* o, Memb
   return true;
 }
 
+// A datagram member program's command line: `--key value` pairs, each one of
+// parse_member_option's or one of the program's own, which `own(key, value)` parses (false for
+// a key it does not know). False when a value is missing, a key is unknown, or no member was
+// named, so the program prints its usage.
+template <typename Options, typename Own>
+bool parse_member_args(int argc, char** argv, Options* o, MemberSettings* m, Own&& own) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (i + 1 >= argc) return false;
+    const char* v = argv[++i];
+    if (!parse_member_option(k, v, o, m) && !own(k, v)) return false;
+  }
+  return !o->members.empty();
+}
+
+// The counters of the fault decorator and of the log's repair, machine-readable, for the
+// totals of the tests (transports with a FaultPort: udp, dpdk).
+template <typename Transport>
+void print_fault_counts(const Transport& t) {
+  const auto& s = t.log().stats();
+  const auto& f = t.faults().stats();
+  std::printf(
+      "counts dropped %lu duplicated %lu reordered %lu delayed %lu nacks_sent %lu "
+      "nacks_served %lu repair_frames %lu duplicates_dropped %lu\n",
+      static_cast<unsigned long>(f.dropped), static_cast<unsigned long>(f.duplicated),
+      static_cast<unsigned long>(f.reordered), static_cast<unsigned long>(f.delayed),
+      static_cast<unsigned long>(s.tx_nacks), static_cast<unsigned long>(s.rx_nacks),
+      static_cast<unsigned long>(s.tx_repair_frames), static_cast<unsigned long>(s.rx_duplicate));
+}
+
 inline uint64_t now_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())

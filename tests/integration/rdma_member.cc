@@ -30,13 +30,8 @@ struct Args {
 };
 
 bool parse(int argc, char** argv, Args* a) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (i + 1 >= argc) return false;
-    const char* v = argv[++i];
-    if (cohort::testing::parse_member_option(k, v, &a->rdma, &a->m)) {
-      continue;
-    } else if (k == "--device") {
+  auto own = [a](const std::string& k, const char* v) {
+    if (k == "--device") {
       a->rdma.device = v;
     } else if (k == "--gid-index") {
       a->rdma.gid_index = static_cast<int32_t>(std::strtol(v, nullptr, 10));
@@ -45,8 +40,9 @@ bool parse(int argc, char** argv, Args* a) {
     } else {
       return false;
     }
-  }
-  return !a->rdma.members.empty();
+    return true;
+  };
+  return cohort::testing::parse_member_args(argc, argv, &a->rdma, &a->m, own);
 }
 
 // One record in 50 is up to 20 KB, as in the udp tests.
