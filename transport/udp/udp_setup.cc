@@ -11,7 +11,7 @@
 #include <cstring>
 #include <string>
 
-#include "runtime/log.h"
+#include "transport/fault/fault_engine.h"
 #include "transport/udp/udp_transport.h"
 
 namespace cohort::transport::udp {
@@ -154,28 +154,9 @@ Status UdpTransport::setup() {
                         "member " + std::to_string(o.self) + "'s data port"));
   COHORT_TRY(open_control_socket());
 
-  fault::FaultOptions f = o.fault;
-  // The decorator holds whole frames.
-  f.max_datagram_bytes = static_cast<uint32_t>(wire::frame_size(o.mtu_payload));
-  auto fp = Port::create(&port_, f);
-  if (!fp.ok()) return std::move(fp).error().with_context("udp: ");
-  fault_port_.emplace(std::move(fp).value());
+  COHORT_TRY(
+      fault::start_engine_behind_faults("udp", o, group_id_, &port_, &fault_port_, &engine_));
   control_.cut_by(&fault_port_->injector());
-  if (fault_port_->injector().enabled()) {
-    COHORT_LOG_INFO("udp: member {} injects faults with seed {} (replay with fault.seed)", o.self,
-                    fault_port_->injector().seed());
-  }
-
-  dgram::DgramOptions d;
-  d.group_id = group_id_;
-  d.self = o.self;
-  d.members = n;
-  d.log_bytes = o.log_bytes;
-  d.mtu_payload = o.mtu_payload;
-  d.timers = o.timers;
-  auto engine = Engine::create(d, &*fault_port_);
-  if (!engine.ok()) return std::move(engine).error().with_context("udp: ");
-  engine_.emplace(std::move(engine).value());
   return {};
 }
 
