@@ -1,4 +1,5 @@
-// The loop of a member process of the datagram transport tests (udp_member, dpdk_member):
+// The loop of a member process of the datagram transport tests (udp_member, dpdk_member,
+// rdma_member):
 // it writes its records, reads every peer's, checks each one (test_records.h), declares
 // silent peers gone, and backs off when idle, over any transport built on the dgram engine.
 // With --control N, a second thread plays the control core: it sends N control datagrams to
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "runtime/idle.h"
+#include "tests/integration/member_options.h"
 #include "tests/integration/test_records.h"
 #include "transport/dgram/dgram_engine.h"
 #include "transport/transport.h"
@@ -38,29 +40,14 @@ struct MemberSettings {
   uint64_t control = 0;            // control datagrams to send to each peer (0: no control thread)
 };
 
-// Parses the options every datagram member takes (members, self, group, log size, MTU, the
-// fault decorator's rates and seed, and the MemberSettings), into a transport's options `o`
-// (UdpOptions, DpdkOptions). Returns false when `key` is not one of them, so the program
-// tries its own.
+// Parses the options every datagram member takes: the transport's (member_options.h: members,
+// self, group, log size, and where the options have them the MTU and the fault decorator's rates
+// and seed) into `o` (UdpOptions, DpdkOptions, RdmaOptions), and the MemberSettings. Returns
+// false when `key` is not one of them, so the program tries its own.
 template <typename Options>
 bool parse_member_option(const std::string& key, const char* v, Options* o, MemberSettings* m) {
-  if (key == "--members") {
-    const std::string s = v;
-    for (size_t start = 0; start <= s.size();) {
-      const size_t comma = s.find(',', start);
-      const size_t end = comma == std::string::npos ? s.size() : comma;
-      o->members.push_back(s.substr(start, end - start));
-      start = end + 1;
-    }
-  } else if (key == "--self") {
-    o->self = static_cast<MemberId>(std::strtoul(v, nullptr, 10));
-  } else if (key == "--group") {
-    o->group = v;
-  } else if (key == "--log-bytes") {
-    o->log_bytes = std::strtoull(v, nullptr, 10);
-  } else if (key == "--mtu") {
-    o->mtu_payload = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-  } else if (key == "--records") {
+  if (parse_transport_option(key, v, o)) return true;
+  if (key == "--records") {
     m->records = std::strtoull(v, nullptr, 10);
   } else if (key == "--writers") {
     m->writers = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
@@ -72,20 +59,40 @@ bool parse_member_option(const std::string& key, const char* v, Options* o, Memb
     m->slow_ns = std::strtoull(v, nullptr, 10);
   } else if (key == "--control") {
     m->control = std::strtoull(v, nullptr, 10);
-  } else if (key == "--loss") {
-    o->fault.drop_rate = std::strtod(v, nullptr);
-  } else if (key == "--dup") {
-    o->fault.duplicate_rate = std::strtod(v, nullptr);
-  } else if (key == "--reorder") {
-    o->fault.reorder_rate = std::strtod(v, nullptr);
-  } else if (key == "--delay") {
-    o->fault.delay_rate = std::strtod(v, nullptr);
-  } else if (key == "--fault-seed") {
-    o->fault.seed = std::strtoull(v, nullptr, 10);
   } else {
     return false;
   }
   return true;
+}
+
+// A datagram member program's command line: `--key value` pairs, each one of
+// parse_member_option's or one of the program's own, which `own(key, value)` parses (false for
+// a key it does not know). False when a value is missing, a key is unknown, or no member was
+// named, so the program prints its usage.
+template <typename Options, typename Own>
+bool parse_member_args(int argc, char** argv, Options* o, MemberSettings* m, Own&& own) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    if (i + 1 >= argc) return false;
+    const char* v = argv[++i];
+    if (!parse_member_option(k, v, o, m) && !own(k, v)) return false;
+  }
+  return !o->members.empty();
+}
+
+// The counters of the fault decorator and of the log's repair, machine-readable, for the
+// totals of the tests (transports with a FaultPort: udp, dpdk).
+template <typename Transport>
+void print_fault_counts(const Transport& t) {
+  const auto& s = t.log().stats();
+  const auto& f = t.faults().stats();
+  std::printf(
+      "counts dropped %lu duplicated %lu reordered %lu delayed %lu nacks_sent %lu "
+      "nacks_served %lu repair_frames %lu duplicates_dropped %lu\n",
+      static_cast<unsigned long>(f.dropped), static_cast<unsigned long>(f.duplicated),
+      static_cast<unsigned long>(f.reordered), static_cast<unsigned long>(f.delayed),
+      static_cast<unsigned long>(s.tx_nacks), static_cast<unsigned long>(s.rx_nacks),
+      static_cast<unsigned long>(s.tx_repair_frames), static_cast<unsigned long>(s.rx_duplicate));
 }
 
 inline uint64_t now_ns() {

@@ -39,13 +39,8 @@ struct Args {
 };
 
 bool parse(int argc, char** argv, Args* a) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (i + 1 >= argc) return false;
-    const char* v = argv[++i];
-    if (cohort::testing::parse_member_option(k, v, &a->dpdk, &a->m)) {
-      continue;
-    } else if (k == "--eal") {
+  auto own = [a](const std::string& k, const char* v) {
+    if (k == "--eal") {
       a->dpdk.eal_args.push_back(v);
     } else if (k == "--mbuf-bytes") {
       a->dpdk.mbuf_bytes = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
@@ -54,8 +49,9 @@ bool parse(int argc, char** argv, Args* a) {
     } else {
       return false;
     }
-  }
-  return !a->dpdk.members.empty();
+    return true;
+  };
+  return cohort::testing::parse_member_args(argc, argv, &a->dpdk, &a->m, own);
 }
 
 // One record in 50 is up to 20 KB, spread over 15 frames of 1400 bytes.
@@ -96,15 +92,7 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long>(p.tx_arp_replies), static_cast<unsigned long>(p.rx_arp),
                 static_cast<unsigned long>(p.rx_not_for_us),
                 static_cast<unsigned long>(p.tx_no_arp));
-    const auto& s = t.log().stats();
-    const auto& f = t.faults().stats();
-    std::printf(
-        "counts dropped %lu duplicated %lu reordered %lu delayed %lu nacks_sent %lu "
-        "nacks_served %lu repair_frames %lu duplicates_dropped %lu\n",
-        static_cast<unsigned long>(f.dropped), static_cast<unsigned long>(f.duplicated),
-        static_cast<unsigned long>(f.reordered), static_cast<unsigned long>(f.delayed),
-        static_cast<unsigned long>(s.tx_nacks), static_cast<unsigned long>(s.rx_nacks),
-        static_cast<unsigned long>(s.tx_repair_frames), static_cast<unsigned long>(s.rx_duplicate));
+    cohort::testing::print_fault_counts(t);
   }
   return code;
 }

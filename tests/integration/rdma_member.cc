@@ -30,47 +30,19 @@ struct Args {
 };
 
 bool parse(int argc, char** argv, Args* a) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (i + 1 >= argc) return false;
-    const char* v = argv[++i];
-    if (k == "--members") {
-      const std::string s = v;
-      for (size_t start = 0; start <= s.size();) {
-        const size_t comma = s.find(',', start);
-        const size_t end = comma == std::string::npos ? s.size() : comma;
-        a->rdma.members.push_back(s.substr(start, end - start));
-        start = end + 1;
-      }
-    } else if (k == "--self") {
-      a->rdma.self = static_cast<MemberId>(std::strtoul(v, nullptr, 10));
-    } else if (k == "--group") {
-      a->rdma.group = v;
-    } else if (k == "--log-bytes") {
-      a->rdma.log_bytes = std::strtoull(v, nullptr, 10);
-    } else if (k == "--device") {
+  auto own = [a](const std::string& k, const char* v) {
+    if (k == "--device") {
       a->rdma.device = v;
     } else if (k == "--gid-index") {
       a->rdma.gid_index = static_cast<int32_t>(std::strtol(v, nullptr, 10));
     } else if (k == "--signal-every") {
       a->rdma.signal_every = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-    } else if (k == "--records") {
-      a->m.records = std::strtoull(v, nullptr, 10);
-    } else if (k == "--writers") {
-      a->m.writers = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-    } else if (k == "--silence-gone-ms") {
-      a->m.silence_gone_ms = std::strtoull(v, nullptr, 10);
-    } else if (k == "--deadline-s") {
-      a->m.deadline_s = std::strtoull(v, nullptr, 10);
-    } else if (k == "--slow-ns") {
-      a->m.slow_ns = std::strtoull(v, nullptr, 10);
-    } else if (k == "--control") {
-      a->m.control = std::strtoull(v, nullptr, 10);
     } else {
       return false;
     }
-  }
-  return !a->rdma.members.empty();
+    return true;
+  };
+  return cohort::testing::parse_member_args(argc, argv, &a->rdma, &a->m, own);
 }
 
 // One record in 50 is up to 20 KB, as in the udp tests.

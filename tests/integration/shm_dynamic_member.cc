@@ -29,6 +29,7 @@
 #include <cstring>
 #include <string>
 
+#include "tests/integration/member_options.h"
 #include "tests/integration/test_records.h"
 #include "transport/shm/shm_transport.h"
 
@@ -57,18 +58,7 @@ bool parse(int argc, char** argv, Args* a) {
     }
     if (i + 1 >= argc) return false;
     const char* v = argv[++i];
-    if (k == "--dir")
-      a->shm.dir = v;
-    else if (k == "--group")
-      a->shm.group = v;
-    else if (k == "--self")
-      a->shm.self = static_cast<MemberId>(std::strtoul(v, nullptr, 10));
-    else if (k == "--members")
-      a->shm.members = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-    else if (k == "--log-bytes")
-      a->shm.log_bytes = std::strtoull(v, nullptr, 10);
-    else
-      return false;
+    if (!cohort::testing::parse_transport_option(k, v, &a->shm)) return false;
   }
   return a->shm.members > 0;
 }

@@ -19,6 +19,7 @@
 #include <string>
 
 #include "runtime/idle.h"
+#include "tests/integration/member_options.h"
 #include "tests/integration/test_records.h"
 #include "transport/shm/shm_transport.h"
 
@@ -46,20 +47,11 @@ bool parse(int argc, char** argv, Args* a) {
       continue;
     }
     if ((v = next()) == nullptr) return false;
-    if (k == "--dir")
-      a->shm.dir = v;
-    else if (k == "--group")
-      a->shm.group = v;
-    else if (k == "--self")
-      a->shm.self = static_cast<MemberId>(std::strtoul(v, nullptr, 10));
-    else if (k == "--members")
-      a->shm.members = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-    else if (k == "--records")
+    if (cohort::testing::parse_transport_option(k, v, &a->shm)) continue;
+    if (k == "--records")
       a->records = std::strtoull(v, nullptr, 10);
     else if (k == "--writers")
       a->writers = static_cast<uint32_t>(std::strtoul(v, nullptr, 10));
-    else if (k == "--log-bytes")
-      a->shm.log_bytes = std::strtoull(v, nullptr, 10);
     else if (k == "--slow-ns")
       a->slow_ns = std::strtoull(v, nullptr, 10);
     else

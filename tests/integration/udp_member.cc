@@ -40,13 +40,8 @@ struct Args {
 };
 
 bool parse(int argc, char** argv, Args* a) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    if (i + 1 >= argc) return false;
-    const char* v = argv[++i];
-    if (!cohort::testing::parse_member_option(k, v, &a->udp, &a->m)) return false;
-  }
-  return !a->udp.members.empty();
+  return cohort::testing::parse_member_args(argc, argv, &a->udp, &a->m,
+                                            [](const std::string&, const char*) { return false; });
 }
 
 // One record in 50 is up to 20 KB, spread over 15 frames of 1400 bytes.
@@ -79,16 +74,7 @@ int main(int argc, char** argv) {
   const int code = member.run();
   if (code == 0 || code == 3) {
     member.report();
-    const auto& s = t.log().stats();
-    const auto& f = t.faults().stats();
-    // Machine-readable, for the test's total.
-    std::printf(
-        "counts dropped %lu duplicated %lu reordered %lu delayed %lu nacks_sent %lu "
-        "nacks_served %lu repair_frames %lu duplicates_dropped %lu\n",
-        static_cast<unsigned long>(f.dropped), static_cast<unsigned long>(f.duplicated),
-        static_cast<unsigned long>(f.reordered), static_cast<unsigned long>(f.delayed),
-        static_cast<unsigned long>(s.tx_nacks), static_cast<unsigned long>(s.rx_nacks),
-        static_cast<unsigned long>(s.tx_repair_frames), static_cast<unsigned long>(s.rx_duplicate));
+    cohort::testing::print_fault_counts(t);
   }
   return code;
 }

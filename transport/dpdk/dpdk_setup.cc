@@ -18,6 +18,7 @@
 
 #include "runtime/log.h"
 #include "transport/dpdk/dpdk_transport.h"
+#include "transport/fault/fault_engine.h"
 #include "transport/udp/udp_transport.h"
 #include "transport/wire/frame.h"
 
@@ -203,27 +204,8 @@ Status DpdkTransport::setup() {
   COHORT_TRY(start_eal(o.eal_args));
   COHORT_TRY(open_port());
 
-  fault::FaultOptions f = o.fault;
-  // The decorator holds whole frames.
-  f.max_datagram_bytes = static_cast<uint32_t>(wire::frame_size(o.mtu_payload));
-  auto fp = Port::create(&port_, f);
-  if (!fp.ok()) return std::move(fp).error().with_context("dpdk: ");
-  fault_port_.emplace(std::move(fp).value());
-  if (fault_port_->injector().enabled()) {
-    COHORT_LOG_INFO("dpdk: member {} injects faults with seed {} (replay with fault.seed)", o.self,
-                    fault_port_->injector().seed());
-  }
-
-  dgram::DgramOptions d;
-  d.group_id = group_id_;
-  d.self = o.self;
-  d.members = n;
-  d.log_bytes = o.log_bytes;
-  d.mtu_payload = o.mtu_payload;
-  d.timers = o.timers;
-  auto engine = Engine::create(d, &*fault_port_);
-  if (!engine.ok()) return std::move(engine).error().with_context("dpdk: ");
-  engine_.emplace(std::move(engine).value());
+  COHORT_TRY(
+      fault::start_engine_behind_faults("dpdk", o, group_id_, &port_, &fault_port_, &engine_));
   return {};
 }
 

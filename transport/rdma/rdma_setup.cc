@@ -333,12 +333,12 @@ Status RdmaTransport::open_sockets() {
   if (listen(listen_fd_, static_cast<int>(kMaxMembers)) != 0) {
     return system_error("rdma: listen on " + where, errno);
   }
-  sockaddr_in c = self_addr;
-  c.sin_port = htons(static_cast<uint16_t>(ntohs(c.sin_port) + 1));
-  control_fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (control_fd_ < 0) return system_error("rdma: socket for the control channel", errno);
-  if (bind(control_fd_, reinterpret_cast<const sockaddr*>(&c), sizeof c) != 0) {
+  const sockaddr_in c = udp::UdpControlChannel::control_address(self_addr);
+  const int control_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (control_fd < 0) return system_error("rdma: socket for the control channel", errno);
+  if (bind(control_fd, reinterpret_cast<const sockaddr*>(&c), sizeof c) != 0) {
     const int err = errno;
+    close(control_fd);
     return err == EADDRINUSE
                ? Error(Errc::kUnavailable, "rdma: UDP " + std::string(ip) + ":" +
                                                std::to_string(ntohs(c.sin_port)) +
@@ -346,15 +346,14 @@ Status RdmaTransport::open_sockets() {
                                                "ports in members")
                : system_error("rdma: cannot bind the control channel", err);
   }
-  control_tx_.reset(new std::byte[kControlFrameBytes]());
-  control_rx_.reset(new std::byte[static_cast<size_t>(kControlBatch) * (kControlFrameBytes + 1)]());
+  control_.open(control_fd, {addrs_, members()}, self(), group_id_);
   return {};
 }
 
 void RdmaTransport::teardown() noexcept {
   for (int& fd : pending_fds_) close_fd(&fd);
   close_fd(&listen_fd_);
-  close_fd(&control_fd_);
+  control_.close();
   publication_.close();
   for (MemberId p = 0; p < kMaxMembers; ++p) {
     Peer& peer = peers_[p];
@@ -419,7 +418,7 @@ std::string RdmaTransport::describe() const {
                     " sq-full " + u(s.send_queue_full) + " torn " + u(s.torn_words) +
                     "; connects " + u(s.connects) + " handshake errors " + u(s.handshake_errors) +
                     " disconnects " + u(s.disconnects) + "; control sent " +
-                    u(control_stats_.sent) + " received " + u(control_stats_.received);
+                    u(control_stats().sent) + " received " + u(control_stats().received);
   for (MemberId p = 0; p < members(); ++p) {
     if (!peers_[p].error.empty()) out += "; member " + u(p) + ": " + peers_[p].error;
   }

@@ -32,6 +32,7 @@
 #include "transport/dgram/replica.h"
 #include "transport/log/log.h"
 #include "transport/transport.h"
+#include "transport/udp/udp_control_channel.h"
 #include "transport/wire/frame.h"
 
 struct ibv_context;
@@ -139,11 +140,16 @@ class RdmaTransport {
   // Connected peers (handshake done both ways).
   uint32_t connected() const noexcept { return connected_count_; }
 
-  // Control channel (the control core): small datagrams to one peer, never blocking.
-  SendStatus send_control(MemberId to, std::span<const std::byte> bytes) noexcept;
+  // Control channel (the control core): small datagrams to one peer, never blocking; the udp
+  // transport's (udp_control_channel.h), on UDP port + 1.
+  SendStatus send_control(MemberId to, std::span<const std::byte> bytes) noexcept {
+    return control_.send(to, bytes);
+  }
   // Up to max datagrams that arrived; valid until the next call. Anything that is not an
   // intact kControl frame of this group from a member's control address is dropped, counted.
-  uint32_t poll_control(ControlMessage* out, uint32_t max) noexcept;
+  uint32_t poll_control(ControlMessage* out, uint32_t max) noexcept {
+    return control_.poll(out, max);
+  }
 
   struct Stats {
     uint64_t write_wrs = 0;  // RDMA WRITEs of log bytes
@@ -163,16 +169,9 @@ class RdmaTransport {
     uint64_t disconnects = 0;  // TCP connections that closed under a connected peer
   };
   const Stats& stats() const noexcept { return stats_; }
-  struct ControlStats {
-    uint64_t sent = 0;
-    uint64_t received = 0;
-    uint64_t non_member = 0;
-    uint64_t sender_mismatch = 0;
-    uint64_t wrong_type = 0;
-    uint64_t truncated = 0;
-    wire::DecodeCounters decode;
-  };
-  const ControlStats& control_stats() const noexcept { return control_stats_; }
+  // The udp transport's counters (partitioned stays 0: rdma has no fault decorator).
+  using ControlStats = udp::UdpControlChannel::Stats;
+  const ControlStats& control_stats() const noexcept { return control_.stats(); }
   // Positions, in the shape of the udp transport's log() (dgram::DgramLog), for tools
   // written against it (tests/integration/dgram_member.h). Data core.
   class LogView {
@@ -322,16 +321,9 @@ class RdmaTransport {
   uint32_t connected_count_ = 0;
   uint32_t failed_bits_ = 0;
 
-  int control_fd_ = -1;
-  uint64_t control_seq_ = 0;
-  static constexpr uint32_t kControlBatch = 32;
-  static constexpr uint32_t kControlFrameBytes =
-      static_cast<uint32_t>(wire::kFrameHeaderSize) + kMaxControlBytes;
-  std::unique_ptr<std::byte[]> control_tx_;
-  std::unique_ptr<std::byte[]> control_rx_;
+  udp::UdpControlChannel control_;  // the control core's
 
   Stats stats_;
-  ControlStats control_stats_;
 };
 
 }  // namespace cohort::transport::rdma

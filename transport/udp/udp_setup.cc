@@ -11,7 +11,7 @@
 #include <cstring>
 #include <string>
 
-#include "runtime/log.h"
+#include "transport/fault/fault_engine.h"
 #include "transport/udp/udp_transport.h"
 
 namespace cohort::transport::udp {
@@ -115,9 +115,7 @@ Status UdpPort::open(const sockaddr_in& self, uint32_t buffer_bytes, const std::
 
 UdpTransport::UdpTransport(const UdpOptions& options) : options_(options) {}
 
-UdpTransport::~UdpTransport() {
-  if (control_fd_ >= 0) close(control_fd_);
-}
+UdpTransport::~UdpTransport() = default;
 
 Result<std::unique_ptr<UdpTransport>> UdpTransport::create(const UdpOptions& options) {
   std::unique_ptr<UdpTransport> t(new UdpTransport(options));
@@ -156,38 +154,17 @@ Status UdpTransport::setup() {
                         "member " + std::to_string(o.self) + "'s data port"));
   COHORT_TRY(open_control_socket());
 
-  fault::FaultOptions f = o.fault;
-  // The decorator holds whole frames.
-  f.max_datagram_bytes = static_cast<uint32_t>(wire::frame_size(o.mtu_payload));
-  auto fp = Port::create(&port_, f);
-  if (!fp.ok()) return std::move(fp).error().with_context("udp: ");
-  fault_port_.emplace(std::move(fp).value());
-  if (fault_port_->injector().enabled()) {
-    COHORT_LOG_INFO("udp: member {} injects faults with seed {} (replay with fault.seed)", o.self,
-                    fault_port_->injector().seed());
-  }
-
-  dgram::DgramOptions d;
-  d.group_id = group_id_;
-  d.self = o.self;
-  d.members = n;
-  d.log_bytes = o.log_bytes;
-  d.mtu_payload = o.mtu_payload;
-  d.timers = o.timers;
-  auto engine = Engine::create(d, &*fault_port_);
-  if (!engine.ok()) return std::move(engine).error().with_context("udp: ");
-  engine_.emplace(std::move(engine).value());
+  COHORT_TRY(
+      fault::start_engine_behind_faults("udp", o, group_id_, &port_, &fault_port_, &engine_));
+  control_.cut_by(&fault_port_->injector());
   return {};
 }
 
 Status UdpTransport::open_control_socket() {
-  sockaddr_in a = addrs_[options_.self];
-  a.sin_port = htons(static_cast<uint16_t>(ntohs(a.sin_port) + 1));
-  auto fd = bind_socket(a, "member " + std::to_string(options_.self) + "'s control port");
+  auto fd = bind_socket(UdpControlChannel::control_address(addrs_[options_.self]),
+                        "member " + std::to_string(options_.self) + "'s control port");
   if (!fd.ok()) return std::move(fd).error();
-  control_fd_ = *fd;
-  control_tx_.reset(new std::byte[kControlFrameBytes]());
-  control_rx_.reset(new std::byte[static_cast<size_t>(kControlBatch) * (kControlFrameBytes + 1)]());
+  control_.open(*fd, {addrs_, members()}, options_.self, group_id_);
   return {};
 }
 
@@ -203,7 +180,7 @@ std::string UdpTransport::describe() const {
          " beyond window " + u(s.rx_beyond_window) + " ranges full " + u(s.rx_ranges_full) +
          "; faults seed " + u(faults().seed()) + " dropped " + u(f.dropped) + " duplicated " +
          u(f.duplicated) + " reordered " + u(f.reordered) + " delayed " + u(f.delayed) +
-         " partitioned " + u(f.partitioned + control_stats_.partitioned) +
+         " partitioned " + u(f.partitioned + control_stats().partitioned) +
          "; socket would-block " + u(p.tx_would_block) + " errors " + u(p.tx_errors + p.rx_errors);
 }
 

@@ -29,6 +29,7 @@
 #include "transport/fault/fault_port.h"
 #include "transport/log/log.h"
 #include "transport/transport.h"
+#include "transport/udp/udp_control_channel.h"
 #include "transport/wire/frame.h"
 
 namespace cohort::transport::udp {
@@ -133,21 +134,16 @@ class UdpTransport {
   const UdpPort::Stats& port_stats() const noexcept { return port_.stats(); }
 
   // Control channel (the control core): small datagrams to one peer, never blocking.
-  SendStatus send_control(MemberId to, std::span<const std::byte> bytes) noexcept;
+  SendStatus send_control(MemberId to, std::span<const std::byte> bytes) noexcept {
+    return control_.send(to, bytes);
+  }
   // Up to max datagrams that arrived; valid until the next call. Anything that is not an
   // intact kControl frame of this group from a member's control address is dropped, counted.
-  uint32_t poll_control(ControlMessage* out, uint32_t max) noexcept;
-  struct ControlStats {
-    uint64_t sent = 0;
-    uint64_t received = 0;
-    uint64_t non_member = 0;
-    uint64_t sender_mismatch = 0;
-    uint64_t wrong_type = 0;
-    uint64_t truncated = 0;
-    uint64_t partitioned = 0;  // sent or received across the fault decorator's partition
-    wire::DecodeCounters decode;
-  };
-  const ControlStats& control_stats() const noexcept { return control_stats_; }
+  uint32_t poll_control(ControlMessage* out, uint32_t max) noexcept {
+    return control_.poll(out, max);
+  }
+  using ControlStats = UdpControlChannel::Stats;
+  const ControlStats& control_stats() const noexcept { return control_.stats(); }
 
   // One line of counters for logs and tests (control path: it allocates).
   std::string describe() const;
@@ -156,12 +152,6 @@ class UdpTransport {
   explicit UdpTransport(const UdpOptions& options);
   Status setup();
   Status open_control_socket();
-  MemberId control_member_of(const sockaddr_in& addr) const noexcept;
-  bool cut_off(MemberId peer) noexcept;
-
-  static constexpr uint32_t kControlBatch = 32;
-  static constexpr uint32_t kControlFrameBytes =
-      static_cast<uint32_t>(wire::kFrameHeaderSize) + kMaxControlBytes;
 
   UdpOptions options_;
   uint64_t group_id_ = 0;
@@ -171,11 +161,7 @@ class UdpTransport {
   std::optional<Port> fault_port_;
   std::optional<Engine> engine_;
 
-  int control_fd_ = -1;
-  uint64_t control_seq_ = 0;
-  std::unique_ptr<std::byte[]> control_tx_;  // one frame
-  std::unique_ptr<std::byte[]> control_rx_;  // kControlBatch frames, + 1 byte to see truncation
-  ControlStats control_stats_;
+  UdpControlChannel control_;  // the control core's
 };
 
 }  // namespace cohort::transport::udp
