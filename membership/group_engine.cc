@@ -275,10 +275,13 @@ uint32_t GroupEngine::poll() {
     next_maintain_ns_ = now + kMaintainNs;
     maintain(now);
   }
+  // Sends first: a message submitted while the loop went round is in the log before this poll
+  // spends its time reading peers' logs (about a sixth of the send-to-delivery time at p50 on
+  // the 2-member benchmark when it came after them).
+  work += drain_submissions(now);
   work += transport_->receive(now);
   work += poll_logs(now);
   work += poll_control(now);
-  work += drain_submissions(now);
   member_->end_burst(now);
   carry_out();
   if (now >= next_tick_ns_) {
