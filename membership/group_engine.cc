@@ -13,10 +13,10 @@ namespace {
 
 constexpr uint32_t kPollBurst = 64;
 constexpr uint32_t kSubmissionSlots = 1024;
-constexpr TimeNs kTickNs = 1'000'000;     // the Member's timers: heartbeats, retries
+constexpr TimeNs kTickNs = 1'000'000;       // the Member's timers: heartbeats, retries
 constexpr TimeNs kMaintainNs = 20'000'000;  // look for new, dead or restarted peers
-constexpr uint32_t kControlSlots = 256;       // dedicated mode: datagrams between the cores
-constexpr TimeNs kControlPollNs = 20'000;     // shared mode: how often the control socket is read
+constexpr uint32_t kControlSlots = 256;     // dedicated mode: datagrams between the cores
+constexpr TimeNs kControlPollNs = 20'000;   // shared mode: how often the control socket is read
 constexpr uint16_t kRecordType = transport::kRecordUser;
 
 TimeNs now_ns() {
@@ -42,9 +42,9 @@ GroupEngine::GroupEngine(const EngineOptions& options, std::unique_ptr<EngineTra
 
 GroupEngine::~GroupEngine() = default;
 
-Result<std::unique_ptr<GroupEngine>> GroupEngine::create(
-    const EngineOptions& options, std::unique_ptr<EngineTransport> transport,
-    EngineListener* listener) {
+Result<std::unique_ptr<GroupEngine>> GroupEngine::create(const EngineOptions& options,
+                                                         std::unique_ptr<EngineTransport> transport,
+                                                         EngineListener* listener) {
   COHORT_ASSERT(listener != nullptr && transport != nullptr);
   std::unique_ptr<GroupEngine> e(new GroupEngine(options, std::move(transport), listener));
   COHORT_TRY(e->setup());
@@ -239,21 +239,18 @@ uint32_t GroupEngine::poll_control_core() {
   return work;
 }
 
-// Hands queued sends to the Member, in order. Back-pressure reaches the submitters: while
+// Hands queued submissions to the Member, in order. Back-pressure reaches the submitters: while
 // records wait for room in the log, or the Member answers kFull (it holds max_pending_sends
-// while wedged), nothing more is taken, the ring fills, and submit() says kFull. A send the
-// Member refused for kFull stays at the head (held_) and is offered again next poll: a message
-// submit() accepted is never dropped here.
+// while wedged, or max_outstanding_requests requests), nothing more is taken, the ring fills,
+// and submit() says kFull. A submission the Member refused for kFull stays at the head (held_)
+// and is offered again next poll: a message or request submit() accepted is never dropped here.
 uint32_t GroupEngine::drain_submissions(TimeNs now) {
   uint32_t done = 0;
   while (done < 32 && pending_appends_.empty()) {
     Submission* s = held_;
     if (s == nullptr && !submissions_->try_dequeue(s)) break;
     held_ = nullptr;
-    if (s->leave) {
-      member_->leave(now);
-    } else if (member_->send(s->mode, std::span<const std::byte>(s->bytes, s->length), now) ==
-               SendResult::kFull) {
+    if (offer(*s, now) == SendResult::kFull) {
       held_ = s;
       ++counters_.send_held;
       break;
@@ -263,6 +260,31 @@ uint32_t GroupEngine::drain_submissions(TimeNs now) {
     ++done;
   }
   return done;
+}
+
+// One submission to the Member. A request it refuses for anything but kFull was already
+// accepted by submit_request(), so it is answered here, as failed: the target was not in the
+// view (or this member is not in one any more); a request's kTooLarge cannot happen
+// (submit_request() checked). A reply to a requester gone is dropped and counted.
+SendResult GroupEngine::offer(const Submission& s, TimeNs now) {
+  const std::span<const std::byte> bytes(s.bytes, s.length);
+  switch (s.kind) {
+    case Submission::Kind::kLeave: member_->leave(now); return SendResult::kOk;
+    case Submission::Kind::kSend: return member_->send(s.mode, bytes, now);
+    case Submission::Kind::kRequest: {
+      const SendResult r = member_->send_request(s.target, s.id, bytes, now);
+      if (r != SendResult::kOk && r != SendResult::kFull) {
+        listener_->on_reply(P2pMessage{s.target, s.id, {}}, true);
+      }
+      return r;
+    }
+    case Submission::Kind::kReply: {
+      const SendResult r = member_->send_reply(s.target, s.id, bytes, now);
+      if (r != SendResult::kOk) ++counters_.replies_dropped;
+      return SendResult::kOk;  // a reply is never held: the requester times out nothing
+    }
+  }
+  return SendResult::kOk;
 }
 
 uint32_t GroupEngine::poll() {
@@ -344,6 +366,9 @@ void GroupEngine::carry_out() {
       case ActionKind::kLeft:
       case ActionKind::kRemoved:
       case ActionKind::kCutOff: listener_->on_final(a.kind); break;
+      case ActionKind::kRequest: listener_->on_request(a.p2p); break;
+      case ActionKind::kReply: listener_->on_reply(a.p2p, false); break;
+      case ActionKind::kRequestFailed: listener_->on_reply(a.p2p, true); break;
     }
   }
   member_->clear_actions();
@@ -353,15 +378,19 @@ void GroupEngine::carry_out() {
   if (!pending_appends_.empty()) flush_appends();
 }
 
-SendResult GroupEngine::submit(Mode mode, std::span<const std::byte> payload) {
+// A free slot filled and queued for the data core; kFull when every slot is taken.
+SendResult GroupEngine::enqueue(Submission::Kind kind, Mode mode, Uid target, uint64_t id,
+                                std::span<const std::byte> payload) {
   if (payload.size() > sizeof(Submission::bytes)) return SendResult::kTooLarge;
   Submission* s = nullptr;
   if (!free_slots_->try_dequeue(s)) {
     ++counters_.submit_full;
     return SendResult::kFull;
   }
+  s->kind = kind;
   s->mode = mode;
-  s->leave = false;
+  s->target = target;
+  s->id = id;
   s->length = static_cast<uint32_t>(payload.size());
   std::memcpy(s->bytes, payload.data(), payload.size());
   COHORT_ASSERT(submissions_->enqueue_burst(&s, 1) == 1);
@@ -369,10 +398,25 @@ SendResult GroupEngine::submit(Mode mode, std::span<const std::byte> payload) {
   return SendResult::kOk;
 }
 
+SendResult GroupEngine::submit(Mode mode, std::span<const std::byte> payload) {
+  return enqueue(Submission::Kind::kSend, mode, Uid{}, 0, payload);
+}
+
+SendResult GroupEngine::submit_request(Uid to, uint64_t id, std::span<const std::byte> payload) {
+  // The Member's own limit, checked here: once accepted, a request is answered (offer()).
+  if (payload.size() > options_.protocol.max_payload_bytes) return SendResult::kTooLarge;
+  return enqueue(Submission::Kind::kRequest, Mode::kTotal, to, id, payload);
+}
+
+SendResult GroupEngine::submit_reply(Uid to, uint64_t id, std::span<const std::byte> payload) {
+  if (payload.size() > options_.protocol.max_payload_bytes) return SendResult::kTooLarge;
+  return enqueue(Submission::Kind::kReply, Mode::kTotal, to, id, payload);
+}
+
 void GroupEngine::submit_leave() {
   Submission* s = nullptr;
   while (!free_slots_->try_dequeue(s)) cpu_relax();
-  s->leave = true;
+  s->kind = Submission::Kind::kLeave;
   s->length = 0;
   COHORT_ASSERT(submissions_->enqueue_burst(&s, 1) == 1);
   if (waker_ != nullptr) waker_->wake();

@@ -45,6 +45,9 @@ const char* action_kind_name(ActionKind kind) noexcept {
     case ActionKind::kLeft: return "left";
     case ActionKind::kRemoved: return "removed";
     case ActionKind::kCutOff: return "cut_off";
+    case ActionKind::kRequest: return "request";
+    case ActionKind::kReply: return "reply";
+    case ActionKind::kRequestFailed: return "request_failed";
   }
   return "?";
 }
@@ -465,6 +468,22 @@ SendResult Member::send(Mode mode, std::span<const std::byte> payload, TimeNs no
   }
   m.append_data(mode, payload);
   return SendResult::kOk;
+}
+
+// Placeholder until the P2P record lands (next commit): nothing is sent yet.
+SendResult Member::send_request(Uid to, uint64_t id, std::span<const std::byte> payload,
+                                TimeNs now) {
+  (void)to, (void)id, (void)payload, (void)now;
+  return SendResult::kNotMember;
+}
+
+SendResult Member::send_reply(Uid to, uint64_t id, std::span<const std::byte> payload, TimeNs now) {
+  (void)to, (void)id, (void)payload, (void)now;
+  return SendResult::kNotMember;
+}
+
+size_t Member::outstanding_requests() const noexcept {
+  return 0;
 }
 
 void Member::on_record(NodeId from, std::span<const std::byte> record, TimeNs now) {

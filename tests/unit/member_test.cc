@@ -19,8 +19,17 @@ namespace {
 
 constexpr TimeNs kMs = 1'000'000;
 
+struct P2p {
+  Uid peer;
+  uint64_t id = 0;
+  std::vector<std::byte> payload;
+  bool failed = false;  // kRequestFailed
+};
+
 struct Node {
   std::unique_ptr<Member> m;
+  std::vector<P2p> requests;  // kRequest actions
+  std::vector<P2p> replies;   // kReply and kRequestFailed actions
   bool alive = true;
   std::vector<std::deque<std::vector<std::byte>>*> dummy;
   std::vector<uint64_t> delivered;  // message ids
@@ -128,6 +137,17 @@ class Net {
         case ActionKind::kRemoved:
         case ActionKind::kLeft: nodes_[i].removed = true; break;
         case ActionKind::kCutOff: break;
+        case ActionKind::kRequest:
+          nodes_[i].requests.push_back(
+              P2p{a.p2p.peer, a.p2p.id, {a.p2p.payload.begin(), a.p2p.payload.end()}});
+          break;
+        case ActionKind::kReply:
+        case ActionKind::kRequestFailed:
+          nodes_[i].replies.push_back(P2p{a.p2p.peer,
+                                          a.p2p.id,
+                                          {a.p2p.payload.begin(), a.p2p.payload.end()},
+                                          a.kind == ActionKind::kRequestFailed});
+          break;
       }
     }
     m.clear_actions();
