@@ -240,10 +240,10 @@ uint32_t GroupEngine::poll_control_core() {
 }
 
 // Hands queued submissions to the Member, in order. Back-pressure reaches the submitters: while
-// records wait for room in the log, or the Member answers kFull (it holds max_pending_sends
-// while wedged, or max_outstanding_requests requests), nothing more is taken, the ring fills,
-// and submit() says kFull. A submission the Member refused for kFull stays at the head (held_)
-// and is offered again next poll: a message or request submit() accepted is never dropped here.
+// records wait for room in the log, or the Member answers a send kFull (it holds
+// max_pending_sends while wedged), nothing more is taken, the ring fills, and submit() says
+// kFull. A send the Member refused for kFull stays at the head (held_) and is offered again
+// next poll: a message submit() accepted is never dropped here.
 uint32_t GroupEngine::drain_submissions(TimeNs now) {
   uint32_t done = 0;
   while (done < 32 && pending_appends_.empty()) {
@@ -262,10 +262,10 @@ uint32_t GroupEngine::drain_submissions(TimeNs now) {
   return done;
 }
 
-// One submission to the Member. A request it refuses for anything but kFull was already
-// accepted by submit_request(), so it is answered here, as failed: the target was not in the
-// view (or this member is not in one any more); a request's kTooLarge cannot happen
-// (submit_request() checked). A reply to a requester gone is dropped and counted.
+// One submission to the Member. A request it refuses was already accepted by submit_request(),
+// so it is answered here, as failed: the target was not in the view (or this member is not in
+// one any more); its size and the limit on outstanding requests were checked at submission, so
+// a request is never held. A reply to a requester gone is dropped and counted.
 SendResult GroupEngine::offer(const Submission& s, TimeNs now) {
   const std::span<const std::byte> bytes(s.bytes, s.length);
   switch (s.kind) {
@@ -273,15 +273,14 @@ SendResult GroupEngine::offer(const Submission& s, TimeNs now) {
     case Submission::Kind::kSend: return member_->send(s.mode, bytes, now);
     case Submission::Kind::kRequest: {
       const SendResult r = member_->send_request(s.target, s.id, bytes, now);
-      if (r != SendResult::kOk && r != SendResult::kFull) {
-        listener_->on_reply(P2pMessage{s.target, s.id, {}}, true);
-      }
-      return r;
+      COHORT_ASSERT(r != SendResult::kFull && r != SendResult::kTooLarge);  // submit_request()
+      if (r != SendResult::kOk) answer(P2pMessage{s.target, s.id, {}}, true);
+      return SendResult::kOk;
     }
     case Submission::Kind::kReply: {
       const SendResult r = member_->send_reply(s.target, s.id, bytes, now);
       if (r != SendResult::kOk) ++counters_.replies_dropped;
-      return SendResult::kOk;  // a reply is never held: the requester times out nothing
+      return SendResult::kOk;  // a reply is never held: nothing is owed for it
     }
   }
   return SendResult::kOk;
@@ -367,8 +366,8 @@ void GroupEngine::carry_out() {
       case ActionKind::kRemoved:
       case ActionKind::kCutOff: listener_->on_final(a.kind); break;
       case ActionKind::kRequest: listener_->on_request(a.p2p); break;
-      case ActionKind::kReply: listener_->on_reply(a.p2p, false); break;
-      case ActionKind::kRequestFailed: listener_->on_reply(a.p2p, true); break;
+      case ActionKind::kReply:
+      case ActionKind::kRequestFailed: answer(a.p2p, a.kind == ActionKind::kRequestFailed); break;
     }
   }
   member_->clear_actions();
@@ -402,10 +401,28 @@ SendResult GroupEngine::submit(Mode mode, std::span<const std::byte> payload) {
   return enqueue(Submission::Kind::kSend, mode, Uid{}, 0, payload);
 }
 
+// The Member's limits are checked here, so that a request taken from the ring is never refused
+// for its size, and never held at the head for kFull: a held request would stop this member's
+// replies behind it, and two members whose tables are full of requests to each other would then
+// wait for each other for ever. Requests in flight (submitted, not yet answered) are counted
+// instead, and the caller gets kFull.
 SendResult GroupEngine::submit_request(Uid to, uint64_t id, std::span<const std::byte> payload) {
-  // The Member's own limit, checked here: once accepted, a request is answered (offer()).
   if (payload.size() > options_.protocol.max_payload_bytes) return SendResult::kTooLarge;
-  return enqueue(Submission::Kind::kRequest, Mode::kTotal, to, id, payload);
+  // relaxed: a count, not a guard of other data; at most `limit` can pass the check at once.
+  if (requests_in_flight_.fetch_add(1, std::memory_order_relaxed) >=
+      options_.protocol.max_outstanding_requests) {
+    requests_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    return SendResult::kFull;
+  }
+  const SendResult r = enqueue(Submission::Kind::kRequest, Mode::kTotal, to, id, payload);
+  if (r != SendResult::kOk) requests_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  return r;
+}
+
+// The one answer to a request submitted: the count in flight drops, then the listener hears.
+void GroupEngine::answer(const P2pMessage& m, bool failed) {
+  requests_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  listener_->on_reply(m, failed);
 }
 
 SendResult GroupEngine::submit_reply(Uid to, uint64_t id, std::span<const std::byte> payload) {

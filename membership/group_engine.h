@@ -18,6 +18,7 @@
 // in it (Member::holds). Copying costs one memcpy per record (NOTES.md).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -136,6 +137,7 @@ class GroupEngine {
   void send_control(NodeId to, std::span<const std::byte> bytes);
   uint32_t drain_control_in(TimeNs now);
   void carry_out();
+  void answer(const P2pMessage& m, bool failed);
   bool flush_appends();
 
   EngineOptions options_;
@@ -159,6 +161,8 @@ class GroupEngine {
   std::unique_ptr<MpscRing<Submission*>> submissions_;
   std::vector<std::unique_ptr<Submission>> submission_slots_;
   std::unique_ptr<MpscRing<Submission*>> free_slots_;
+  // Requests submitted and not yet answered (submit_request: kFull at the protocol's limit).
+  std::atomic<uint32_t> requests_in_flight_{0};
   Submission* held_ = nullptr;  // refused with kFull by the Member: offered again first
   std::deque<std::vector<std::byte>> pending_appends_;  // back-pressured records, in order
   // Copies of polled records the Member may point into: 1 MiB chunks filled in arrival order,

@@ -223,8 +223,9 @@ class Group {
 
   // A request to the member `to` (point-to-point, above). From any thread. kOk sets *id (unique
   // in this Group) and exactly one on_reply follows. kFull / kTooLarge / kNotMember as for
-  // send(); a target that is not in the view gives kOk and then on_reply(kPeerLeft) (another
-  // thread cannot know the view exactly). A request to this member itself gets kPeerLeft.
+  // send(), and kFull too while 4096 requests of this Group await their answer; a target that is
+  // not in the view gives kOk and then on_reply(kPeerLeft) (another thread cannot know the view
+  // exactly). A request to this member itself gets kPeerLeft.
   SendStatus request(MemberUid to, std::span<const std::byte> bytes, uint64_t* id);
   // The answer to on_request's `request` (to = request.peer, id = request.id). From any thread.
   // A reply to a requester that is gone is dropped. kOk / kFull / kTooLarge / kNotMember.
