@@ -161,6 +161,7 @@ struct Group::Impl final : membership::EngineListener {
   std::atomic<bool> in_view{false};
   std::atomic<uint64_t> view_id{0}, view_members{0}, view_changes{0}, delivered{0},
       delivered_bytes{0}, sent{0};
+  std::atomic<uint64_t> next_request_id{0}, requests_out{0}, requests_in{0}, replies_in{0};
 
   StatsPage* page = nullptr;
   std::string page_path;
@@ -290,6 +291,17 @@ struct Group::Impl final : membership::EngineListener {
   }
 
   void on_peer_failed(membership::NodeId node) override { app->on_peer_failed(node); }
+
+  void on_request(const membership::P2pMessage& r) override {
+    requests_in.fetch_add(1, std::memory_order_relaxed);
+    app->on_request(PeerMessage{to_public(r.peer), r.id, r.payload});
+  }
+
+  void on_reply(const membership::P2pMessage& r, bool failed) override {
+    replies_in.fetch_add(1, std::memory_order_relaxed);
+    app->on_reply(PeerMessage{to_public(r.peer), r.id, r.payload},
+                  failed ? ReplyStatus::kPeerLeft : ReplyStatus::kOk);
+  }
   std::vector<std::byte> snapshot() override { return app->snapshot(); }
   void restore(std::span<const std::byte> state) override { app->restore(state); }
 
@@ -379,17 +391,43 @@ bool Group::dedicated() const noexcept {
   return impl_->engine->dedicated();
 }
 
-SendStatus Group::send(std::span<const std::byte> bytes, DeliveryMode mode) {
-  if (!impl_->in_view.load(std::memory_order_relaxed)) return SendStatus::kNotMember;
-  switch (impl_->engine->submit(static_cast<Mode>(mode), bytes)) {
-    case membership::SendResult::kOk:
-      impl_->sent.fetch_add(1, std::memory_order_relaxed);
-      return SendStatus::kOk;
+namespace {
+
+SendStatus to_public(membership::SendResult r) {
+  switch (r) {
+    case membership::SendResult::kOk: return SendStatus::kOk;
     case membership::SendResult::kFull: return SendStatus::kFull;
     case membership::SendResult::kTooLarge: return SendStatus::kTooLarge;
     case membership::SendResult::kNotMember: return SendStatus::kNotMember;
   }
   return SendStatus::kNotMember;
+}
+
+}  // namespace
+
+SendStatus Group::send(std::span<const std::byte> bytes, DeliveryMode mode) {
+  if (!impl_->in_view.load(std::memory_order_relaxed)) return SendStatus::kNotMember;
+  const SendStatus s = to_public(impl_->engine->submit(static_cast<Mode>(mode), bytes));
+  if (s == SendStatus::kOk) impl_->sent.fetch_add(1, std::memory_order_relaxed);
+  return s;
+}
+
+SendStatus Group::request(MemberUid to, std::span<const std::byte> bytes, uint64_t* id) {
+  if (!impl_->in_view.load(std::memory_order_relaxed)) return SendStatus::kNotMember;
+  // relaxed: only uniqueness matters, which the atomic increment gives on any order.
+  const uint64_t next = impl_->next_request_id.fetch_add(1, std::memory_order_relaxed) + 1;
+  const SendStatus s = to_public(
+      impl_->engine->submit_request(membership::Uid{to.node, to.incarnation}, next, bytes));
+  if (s != SendStatus::kOk) return s;
+  impl_->requests_out.fetch_add(1, std::memory_order_relaxed);
+  if (id != nullptr) *id = next;
+  return s;
+}
+
+SendStatus Group::reply(MemberUid to, uint64_t id, std::span<const std::byte> bytes) {
+  if (!impl_->in_view.load(std::memory_order_relaxed)) return SendStatus::kNotMember;
+  return to_public(
+      impl_->engine->submit_reply(membership::Uid{to.node, to.incarnation}, id, bytes));
 }
 
 void Group::leave() {
@@ -412,6 +450,9 @@ GroupStats Group::stats() const noexcept {
   s.view_changes = impl_->view_changes.load(std::memory_order_relaxed);
   s.view_id = impl_->view_id.load(std::memory_order_relaxed);
   s.view_members = static_cast<uint32_t>(impl_->view_members.load(std::memory_order_relaxed));
+  s.requests_sent = impl_->requests_out.load(std::memory_order_relaxed);
+  s.requests_received = impl_->requests_in.load(std::memory_order_relaxed);
+  s.replies_received = impl_->replies_in.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -239,21 +239,18 @@ uint32_t GroupEngine::poll_control_core() {
   return work;
 }
 
-// Hands queued sends to the Member, in order. Back-pressure reaches the submitters: while
-// records wait for room in the log, or the Member answers kFull (it holds max_pending_sends
-// while wedged), nothing more is taken, the ring fills, and submit() says kFull. A send the
-// Member refused for kFull stays at the head (held_) and is offered again next poll: a message
-// submit() accepted is never dropped here.
+// Hands queued submissions to the Member, in order. Back-pressure reaches the submitters: while
+// records wait for room in the log, or the Member answers a send kFull (it holds
+// max_pending_sends while wedged), nothing more is taken, the ring fills, and submit() says
+// kFull. A send the Member refused for kFull stays at the head (held_) and is offered again
+// next poll: a message submit() accepted is never dropped here.
 uint32_t GroupEngine::drain_submissions(TimeNs now) {
   uint32_t done = 0;
   while (done < kDrainBurst && pending_appends_.empty()) {
     Submission* s = held_;
     if (s == nullptr && !submissions_->try_dequeue(s)) break;
     held_ = nullptr;
-    if (s->leave) {
-      member_->leave(now);
-    } else if (member_->send(s->mode, std::span<const std::byte>(s->bytes, s->length), now) ==
-               SendResult::kFull) {
+    if (offer(*s, now) == SendResult::kFull) {
       held_ = s;
       ++counters_.send_held;
       break;
@@ -265,6 +262,30 @@ uint32_t GroupEngine::drain_submissions(TimeNs now) {
   }
   carry_out();
   return done;
+}
+
+// One submission to the Member. A request it refuses was already accepted by submit_request(),
+// so it is answered here, as failed: the target was not in the view (or this member is not in
+// one any more); its size and the limit on outstanding requests were checked at submission, so
+// a request is never held. A reply to a requester gone is dropped and counted.
+SendResult GroupEngine::offer(const Submission& s, TimeNs now) {
+  const std::span<const std::byte> bytes(s.bytes, s.length);
+  switch (s.kind) {
+    case Submission::Kind::kLeave: member_->leave(now); return SendResult::kOk;
+    case Submission::Kind::kSend: return member_->send(s.mode, bytes, now);
+    case Submission::Kind::kRequest: {
+      const SendResult r = member_->send_request(s.target, s.id, bytes, now);
+      COHORT_ASSERT(r != SendResult::kFull && r != SendResult::kTooLarge);  // submit_request()
+      if (r != SendResult::kOk) answer(P2pMessage{s.target, s.id, {}}, true);
+      return SendResult::kOk;
+    }
+    case Submission::Kind::kReply: {
+      const SendResult r = member_->send_reply(s.target, s.id, bytes, now);
+      if (r != SendResult::kOk) ++counters_.replies_dropped;
+      return SendResult::kOk;  // a reply is never held: nothing is owed for it
+    }
+  }
+  return SendResult::kOk;
 }
 
 uint32_t GroupEngine::poll() {
@@ -358,21 +379,28 @@ void GroupEngine::carry_out() {
       case ActionKind::kLeft:
       case ActionKind::kRemoved:
       case ActionKind::kCutOff: listener_->on_final(a.kind); break;
+      case ActionKind::kRequest: listener_->on_request(a.p2p); break;
+      case ActionKind::kReply:
+      case ActionKind::kRequestFailed: answer(a.p2p, a.kind == ActionKind::kRequestFailed); break;
     }
   }
   member_->clear_actions();
   if (!pending_appends_.empty()) flush_appends();
 }
 
-SendResult GroupEngine::submit(Mode mode, std::span<const std::byte> payload) {
+// A free slot filled and queued for the data core; kFull when every slot is taken.
+SendResult GroupEngine::enqueue(Submission::Kind kind, Mode mode, Uid target, uint64_t id,
+                                std::span<const std::byte> payload) {
   if (payload.size() > sizeof(Submission::bytes)) return SendResult::kTooLarge;
   Submission* s = nullptr;
   if (!free_slots_->try_dequeue(s)) {
     ++counters_.submit_full;
     return SendResult::kFull;
   }
+  s->kind = kind;
   s->mode = mode;
-  s->leave = false;
+  s->target = target;
+  s->id = id;
   s->length = static_cast<uint32_t>(payload.size());
   std::memcpy(s->bytes, payload.data(), payload.size());
   COHORT_ASSERT(submissions_->enqueue_burst(&s, 1) == 1);
@@ -380,10 +408,43 @@ SendResult GroupEngine::submit(Mode mode, std::span<const std::byte> payload) {
   return SendResult::kOk;
 }
 
+SendResult GroupEngine::submit(Mode mode, std::span<const std::byte> payload) {
+  return enqueue(Submission::Kind::kSend, mode, Uid{}, 0, payload);
+}
+
+// The Member's limits are checked here, so that a request taken from the ring is never refused
+// for its size, and never held at the head for kFull: a held request would stop this member's
+// replies behind it, and two members whose tables are full of requests to each other would then
+// wait for each other for ever. Requests in flight (submitted, not yet answered) are counted
+// instead, and the caller gets kFull.
+SendResult GroupEngine::submit_request(Uid to, uint64_t id, std::span<const std::byte> payload) {
+  if (payload.size() > options_.protocol.max_payload_bytes) return SendResult::kTooLarge;
+  // relaxed: a count, not a guard of other data; at most `limit` can pass the check at once.
+  if (requests_in_flight_.fetch_add(1, std::memory_order_relaxed) >=
+      options_.protocol.max_outstanding_requests) {
+    requests_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    return SendResult::kFull;
+  }
+  const SendResult r = enqueue(Submission::Kind::kRequest, Mode::kTotal, to, id, payload);
+  if (r != SendResult::kOk) requests_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  return r;
+}
+
+// The one answer to a request submitted: the count in flight drops, then the listener hears.
+void GroupEngine::answer(const P2pMessage& m, bool failed) {
+  requests_in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  listener_->on_reply(m, failed);
+}
+
+SendResult GroupEngine::submit_reply(Uid to, uint64_t id, std::span<const std::byte> payload) {
+  if (payload.size() > options_.protocol.max_payload_bytes) return SendResult::kTooLarge;
+  return enqueue(Submission::Kind::kReply, Mode::kTotal, to, id, payload);
+}
+
 void GroupEngine::submit_leave() {
   Submission* s = nullptr;
   while (!free_slots_->try_dequeue(s)) cpu_relax();
-  s->leave = true;
+  s->kind = Submission::Kind::kLeave;
   s->length = 0;
   COHORT_ASSERT(submissions_->enqueue_burst(&s, 1) == 1);
   if (waker_ != nullptr) waker_->wake();

@@ -18,6 +18,7 @@
 // in it (Member::holds). Copying costs one memcpy per record (NOTES.md).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -44,6 +45,14 @@ class EngineListener {
   virtual void restore(std::span<const std::byte> state) = 0;
   virtual void on_final(ActionKind kind) = 0;               // kLeft, kRemoved, kCutOff
   virtual void on_peer_failed(NodeId node) { (void)node; }  // the transport saw it die
+  // Point-to-point (protocol/NOTES.md, "Point-to-point"): a request to this member, and the one
+  // answer to each request submitted (failed: the target left, or was never in the view, or
+  // this member left or was removed; no payload then). The payload is valid during the call.
+  virtual void on_request(const P2pMessage& request) { (void)request; }
+  virtual void on_reply(const P2pMessage& reply, bool failed) {
+    (void)reply;
+    (void)failed;
+  }
 };
 
 struct EngineOptions {
@@ -67,6 +76,7 @@ struct EngineCounters {
   uint64_t submit_full = 0;
   uint64_t control_ring_full = 0;  // dedicated mode: a datagram the ring between cores refused
   uint64_t send_held = 0;          // the Member said kFull: the send waits at the head
+  uint64_t replies_dropped = 0;    // a reply whose requester is no longer in the view
 };
 
 class GroupEngine {
@@ -92,14 +102,23 @@ class GroupEngine {
   // From any thread: queues a message (or a leave) for the data core.
   SendResult submit(Mode mode, std::span<const std::byte> payload);
   void submit_leave();
+  // From any thread: queues a point-to-point request (`id` is the caller's, unique among its
+  // outstanding requests) or a reply. A request submitted with kOk gets exactly one
+  // EngineListener::on_reply, a failed one included (a target not in the view when the data
+  // core takes it).
+  SendResult submit_request(Uid to, uint64_t id, std::span<const std::byte> payload);
+  SendResult submit_reply(Uid to, uint64_t id, std::span<const std::byte> payload);
 
   const Member& member() const noexcept { return *member_; }
   const EngineCounters& counters() const noexcept { return counters_; }
   Uid self() const noexcept { return member_->self(); }
 
   struct Submission {
-    Mode mode = Mode::kTotal;
-    bool leave = false;
+    enum class Kind : uint8_t { kSend, kLeave, kRequest, kReply };
+    Kind kind = Kind::kSend;
+    Mode mode = Mode::kTotal;  // kSend
+    Uid target;                // kRequest, kReply
+    uint64_t id = 0;           // kRequest, kReply
     uint32_t length = 0;
     std::byte bytes[4096];
   };
@@ -111,11 +130,15 @@ class GroupEngine {
   uint32_t poll_logs(TimeNs now);
   uint32_t poll_control(TimeNs now);
   uint32_t drain_submissions(TimeNs now);
+  SendResult offer(const Submission& s, TimeNs now);
+  SendResult enqueue(Submission::Kind kind, Mode mode, Uid target, uint64_t id,
+                     std::span<const std::byte> payload);
   void maintain(TimeNs now);
   void send_control(NodeId to, std::span<const std::byte> bytes);
   uint32_t drain_control_in(TimeNs now);
   void carry_out();
   bool try_append(std::span<const std::byte> record);
+  void answer(const P2pMessage& m, bool failed);
   bool flush_appends();
 
   EngineOptions options_;
@@ -139,6 +162,8 @@ class GroupEngine {
   std::unique_ptr<MpscRing<Submission*>> submissions_;
   std::vector<std::unique_ptr<Submission>> submission_slots_;
   std::unique_ptr<MpscRing<Submission*>> free_slots_;
+  // Requests submitted and not yet answered (submit_request: kFull at the protocol's limit).
+  std::atomic<uint32_t> requests_in_flight_{0};
   Submission* held_ = nullptr;  // refused with kFull by the Member: offered again first
   std::deque<std::vector<std::byte>> pending_appends_;  // back-pressured records, in order
   // Copies of polled records the Member may point into: 1 MiB chunks filled in arrival order,

@@ -14,6 +14,27 @@
 //   (*group)->start();                      // the member's thread; or call poll() yourself
 //   (*group)->send(bytes, cohort::DeliveryMode::kTotal);
 //
+// Point-to-point request/reply. Besides multicasts, a member may ask one member of its view and
+// get exactly one answer back: the reply, or kPeerLeft when that member left the view first
+// (or this member left or was removed). Requests and replies are not ordered against
+// multicasts, nor part of any view's cut: they are the member-to-member RPC of a cache or a
+// coordinator, not replicated state.
+//
+//   struct Echo : cohort::GroupListener {
+//     void on_deliver(const cohort::Message&) override {}
+//     void on_request(const cohort::PeerMessage& r) override {
+//       group->reply(r.peer, r.id, r.bytes);  // now, or later from any thread
+//     }
+//     void on_reply(const cohort::PeerMessage& r, cohort::ReplyStatus status) override {
+//       if (status == cohort::ReplyStatus::kPeerLeft) { /* ask another member */ }
+//     }
+//     cohort::Group* group = nullptr;
+//   };
+//   uint64_t id = 0;
+//   if (group->request(view.members[1], bytes, &id) == cohort::SendStatus::kOk) {
+//     // exactly one on_reply with this id follows
+//   }
+//
 // Threading. A Group's *data core* is either its own thread (start(), pinned when a cpu is
 // given) or the caller's, calling poll() in a loop. Every GroupListener callback runs on that
 // thread, to completion, one at a time; a callback must not block. send() and leave() may be
@@ -72,6 +93,19 @@ struct ViewInfo {
   std::vector<MemberUid> departed;  // in the previous view, not in this one
 };
 
+// A point-to-point request or reply (Group::request, Group::reply).
+struct PeerMessage {
+  MemberUid peer;  // on_request: the requester; on_reply: the member asked
+  uint64_t id = 0;
+  std::span<const std::byte> bytes;  // valid only during the callback (zero copy where it can)
+};
+
+enum class ReplyStatus : uint8_t {
+  kOk,        // `bytes` is the reply
+  kPeerLeft,  // the member asked left the view (or was never in it) before it replied; or
+              // this member left or was removed
+};
+
 enum class GroupEvent : uint8_t {
   kCutOff,   // this member cannot reach a majority of its view: it delivers nothing meanwhile
   kLeft,     // leave() completed: this member delivered its last message
@@ -93,6 +127,15 @@ class GroupListener {
   // The transport saw the process on `node` die (shm: at once, SIGKILL included); the view
   // change that removes it follows.
   virtual void on_peer_failed(uint32_t node) { (void)node; }
+  // A request from another member; answer with Group::reply(request.peer, request.id, ...),
+  // during the callback or later, from any thread. A request that is never answered keeps the
+  // requester waiting until this member leaves the view.
+  virtual void on_request(const PeerMessage& request) { (void)request; }
+  // The one answer to Group::request(): kOk with the reply's bytes, or kPeerLeft (no bytes).
+  virtual void on_reply(const PeerMessage& reply, ReplyStatus status) {
+    (void)reply;
+    (void)status;
+  }
 };
 
 struct GroupOptions {
@@ -151,6 +194,9 @@ struct GroupStats {
   uint64_t relayed = 0;
   uint64_t polls = 0;
   uint64_t idle_polls = 0;
+  uint64_t requests_sent = 0;      // Group::request() said kOk
+  uint64_t requests_received = 0;  // on_request calls
+  uint64_t replies_received = 0;   // on_reply calls, kPeerLeft included
 };
 
 class Group {
@@ -174,6 +220,16 @@ class Group {
 
   SendStatus send(std::span<const std::byte> bytes, DeliveryMode mode);
   void leave();
+
+  // A request to the member `to` (point-to-point, above). From any thread. kOk sets *id (unique
+  // in this Group) and exactly one on_reply follows. kFull / kTooLarge / kNotMember as for
+  // send(), and kFull too while 4096 requests of this Group await their answer; a target that is
+  // not in the view gives kOk and then on_reply(kPeerLeft) (another thread cannot know the view
+  // exactly). A request to this member itself gets kPeerLeft.
+  SendStatus request(MemberUid to, std::span<const std::byte> bytes, uint64_t* id);
+  // The answer to on_request's `request` (to = request.peer, id = request.id). From any thread.
+  // A reply to a requester that is gone is dropped. kOk / kFull / kTooLarge / kNotMember.
+  SendStatus reply(MemberUid to, uint64_t id, std::span<const std::byte> bytes);
 
   MemberUid self() const noexcept;
   bool in_view() const noexcept;      // installed a view and not removed, left or cut off

@@ -7,6 +7,7 @@
 //   - a record from a member's log (on_record): DATA, ORDER, ACK and RELAY records;
 //   - a control datagram (on_control): heartbeats and the view-change messages;
 //   - an application send (send), a leave (leave);
+//   - a point-to-point request or reply to one member (send_request, send_reply);
 //   - time passing (tick), and the end of a poll burst (end_burst), where the sequencer orders
 //     what it has received with one ORDER record and every member acknowledges what it holds;
 //   - the application's snapshot, asked for by a kTakeSnapshot action (snapshot_taken).
@@ -20,7 +21,11 @@
 //   - kTakeSnapshot: call the application's snapshot() now, then snapshot_taken();
 //   - kRestore: apply the snapshot `bytes` (a joiner, before anything of its first view);
 //   - kLeft / kRemoved / kCutOff: this member left, was removed from the group, or cannot
-//     reach a majority of its view (it delivers nothing until that changes).
+//     reach a majority of its view (it delivers nothing until that changes);
+//   - kRequest / kReply: hand `p2p` to the application (a request to this member, or the reply
+//     to one of its requests; the payload lies in the requester's or replier's log record);
+//   - kRequestFailed: the request `p2p.id` to `p2p.peer` gets no reply (the target left the
+//     view, or this member left or was removed).
 //
 // Record lifetime: the bytes of a record given to on_record() must stay valid for as long as
 // the member may point into them. A driver that keeps copies (the engine, the simulator) notes
@@ -51,6 +56,9 @@ enum class ActionKind : uint8_t {
   kLeft,
   kRemoved,
   kCutOff,
+  kRequest,
+  kReply,
+  kRequestFailed,
 };
 const char* action_kind_name(ActionKind kind) noexcept;
 
@@ -63,6 +71,14 @@ struct Delivery {
   std::span<const std::byte> payload;
 };
 
+// A point-to-point message (NOTES.md, "Point-to-point"). Not ordered against multicasts, not
+// relayed in a flush, not part of any cut.
+struct P2pMessage {
+  Uid peer;         // kRequest/kReply: who sent it; kRequestFailed: the target asked
+  uint64_t id = 0;  // the requester's id for the request (the reply carries the same id)
+  std::span<const std::byte> payload;  // valid like a kDeliver payload (until clear_actions)
+};
+
 struct Action {
   ActionKind kind;
   NodeId to = 0;                     // kSend
@@ -71,6 +87,7 @@ struct Action {
   // kInstall, kTakeSnapshot: the view being installed; valid like the spans (a pointer, not a
   // copy: an Action is made for every delivery, and a View is 270 bytes).
   const View* view = nullptr;
+  P2pMessage p2p{};  // kRequest, kReply, kRequestFailed
 };
 
 enum class MemberState : uint8_t {
@@ -87,7 +104,7 @@ enum class SendResult : uint8_t {
   kOk,         // appended, or held for the next view while wedged
   kFull,       // max_pending_sends held already: back off
   kTooLarge,   // over max_payload_bytes
-  kNotMember,  // joining, left or removed
+  kNotMember,  // joining, left or removed (send_request: or the target is not in the view)
 };
 
 // What a batch of records (a driver's chunk of copies) may hold that a Member points at: a
@@ -113,6 +130,13 @@ struct MemberCounters {
   uint64_t attempts = 0;              // PROPOSE attempts started as leader
   uint64_t relayed_records = 0;
   uint64_t cut_off = 0;
+  // Point-to-point (NOTES.md, "Point-to-point").
+  uint64_t p2p_requests_sent = 0;
+  uint64_t p2p_requests_received = 0;
+  uint64_t p2p_replies_sent = 0;
+  uint64_t p2p_replies_received = 0;
+  uint64_t p2p_failed = 0;   // kRequestFailed emitted
+  uint64_t p2p_dropped = 0;  // a reply to no outstanding request, or a request from a non-member
 };
 
 class Member {
@@ -130,6 +154,20 @@ class Member {
   void leave(TimeNs now);
 
   SendResult send(Mode mode, std::span<const std::byte> payload, TimeNs now);
+
+  // A request to `to`, a member of the installed view. kOk: appended (to this member's own
+  // log, a P2P record read only by `to`; every other member skips it). Exactly one of kReply
+  // (from `to`, same id) or kRequestFailed (to left the view, or this member left/was removed
+  // before the reply arrived) follows for every kOk. `id` is the caller's, unique among this
+  // member's outstanding requests. kNotMember when this member is not active in a view or `to`
+  // is not in its installed view (or is this member); kTooLarge over max_payload_bytes; kFull
+  // when the member holds max_outstanding_requests outstanding requests already.
+  SendResult send_request(Uid to, uint64_t id, std::span<const std::byte> payload, TimeNs now);
+  // The answer to a kRequest action; `to`/`id` from that action. A reply to a requester that is
+  // gone is dropped, harmlessly. kOk / kNotMember / kTooLarge.
+  SendResult send_reply(Uid to, uint64_t id, std::span<const std::byte> payload, TimeNs now);
+  // Requests sent and not yet answered or failed (tests, stats).
+  size_t outstanding_requests() const noexcept;
 
   void on_record(NodeId from, std::span<const std::byte> record, TimeNs now);
   void on_control(NodeId from, std::span<const std::byte> bytes, TimeNs now);

@@ -13,6 +13,7 @@
 #include "membership/protocol/codec.h"
 #include "membership/protocol/member.h"
 #include "membership/protocol/payload_arena.h"
+#include "membership/protocol/request_table.h"
 #include "membership/protocol/window.h"
 
 namespace cohort::membership {
@@ -164,6 +165,9 @@ struct Member::Impl {
   // Own messages of views gone by, kept while held deliveries of a joiner may point at them.
   std::vector<PayloadArena> retained_own;
 
+  // --- point-to-point: this member's requests not yet answered (NOTES.md, "Point-to-point")
+  RequestTable requests{config.max_outstanding_requests};
+
   // --- held sends and records of views not yet installed
   std::deque<std::pair<Mode, std::vector<std::byte>>> pending_sends;
   std::vector<std::pair<NodeId, std::span<const std::byte>>> future;
@@ -250,6 +254,9 @@ struct Member::Impl {
   void append_data(Mode mode, std::span<const std::byte> payload);
   void order_pending(ViewData& v);
   void become_final(MemberState final_state);
+  void on_p2p(const RecordHead& h, const P2pBody& p);
+  void emit_p2p(ActionKind kind, Uid peer, uint64_t id, std::span<const std::byte> payload);
+  void fail_requests(const View* survivors);  // nullptr: every one (left, removed)
 
   // member_flush.cc
   void handle_control(NodeId from, std::span<const std::byte> bytes);

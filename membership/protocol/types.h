@@ -85,6 +85,7 @@ struct ProtocolConfig {
   TimeNs join_retry_ns = 50'000'000;          // a joiner asks again
   uint32_t max_pending_sends = 4096;          // application sends held while wedged
   uint32_t max_payload_bytes = 4096;          // one message; larger is refused by send()
+  uint32_t max_outstanding_requests = 4096;   // point-to-point requests not yet answered
   PlantedBugs bugs{};
 };
 

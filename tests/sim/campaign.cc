@@ -132,6 +132,10 @@ CampaignResult run_campaign(const CampaignConfig& config) {
     r.lock_seeds_moved_on += s.lock_moved_on > 0;
     r.lock_seeds_lost_hold += s.lock_lost_holds > 0;
     r.lock_seeds_timeout += s.lock_timeouts > 0;
+    r.p2p_requests += s.p2p_requests;
+    r.p2p_replies += s.p2p_replies;
+    r.p2p_failed += s.p2p_failed;
+    r.p2p_seeds_failed += s.p2p_failed > 0;
     if (!s.ok()) {
       if (r.first_violation_seed == 0) r.first_violation_seed = s.seed;
       r.failures.push_back(std::move(s));
@@ -154,7 +158,10 @@ void print_summary(const CampaignConfig& config, const CampaignResult& r, std::o
   out << "campaign: seeds " << config.first_seed << ".." << config.first_seed + config.seeds - 1
       << " (" << r.seeds_run << " run), ops " << config.ops << ", members 3.."
       << std::clamp<uint32_t>(config.members_max, 3, 12) << ", threads " << r.threads << ", bug "
-      << (bugs.empty() ? "none" : bugs) << (config.app == SimApp::kLock ? ", app lock" : "")
+      << (bugs.empty() ? "none" : bugs)
+      << (config.app == SimApp::kLock  ? ", app lock"
+          : config.app == SimApp::kP2p ? ", app p2p"
+                                       : "")
       << "\n";
   out << "coverage (seeds): leader_crash_in_flush " << r.leader_crash_in_flush
       << ", sequencer_crash_in_flight " << r.sequencer_crash_in_flight << ", partition_heal "
@@ -181,8 +188,13 @@ void print_summary(const CampaignConfig& config, const CampaignResult& r, std::o
         << r.lock_held << " acted on by their holders), " << r.lock_busy << " busy tries, "
         << r.lock_timeouts << " timeouts, " << r.lock_lost_holds << " held locks lost\n";
     out << "lock coverage (seeds): holder dropped and lock granted onward in one view change "
-        << r.lock_seeds_moved_on << ", held lock lost " << r.lock_seeds_lost_hold
-        << ", timeout " << r.lock_seeds_timeout << "\n";
+        << r.lock_seeds_moved_on << ", held lock lost " << r.lock_seeds_lost_hold << ", timeout "
+        << r.lock_seeds_timeout << "\n";
+  }
+  if (config.app == SimApp::kP2p) {
+    out << "p2p: " << r.p2p_requests << " requests, " << r.p2p_replies << " replies, "
+        << r.p2p_failed << " failed (target left); seeds with a failed request "
+        << r.p2p_seeds_failed << "\n";
   }
   out << "simulated " << r.sim_ms / 1000 << " s, " << r.deliveries << " deliveries, " << r.installs
       << " installs, in " << r.wall_s << " s\n";

@@ -56,6 +56,11 @@ struct CampaignResult {
   uint64_t lock_seeds_moved_on = 0;  // a view change dropped a holder and granted onward
   uint64_t lock_seeds_lost_hold = 0;
   uint64_t lock_seeds_timeout = 0;
+  // The point-to-point workload: totals, and seeds where a target left with requests to it.
+  uint64_t p2p_requests = 0;
+  uint64_t p2p_replies = 0;
+  uint64_t p2p_failed = 0;
+  uint64_t p2p_seeds_failed = 0;
   double wall_s = 0;
   uint32_t threads = 0;
 

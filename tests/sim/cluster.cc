@@ -206,6 +206,30 @@ SendResult Cluster::send_payload(NodeId node, Mode mode, uint64_t id,
   return r;
 }
 
+SendResult Cluster::request(NodeId node, Uid to, uint64_t id, std::span<const std::byte> payload) {
+  return p2p_call(node, true, to, id, payload);
+}
+
+SendResult Cluster::reply(NodeId node, Uid to, uint64_t id, std::span<const std::byte> payload) {
+  return p2p_call(node, false, to, id, payload);
+}
+
+SendResult Cluster::p2p_call(NodeId node, bool request, Uid to, uint64_t id,
+                             std::span<const std::byte> payload) {
+  Slot& s = slots_[node];
+  COHORT_ASSERT(s.member != nullptr && !s.paused);
+  const SendResult r = request ? s.member->send_request(to, id, payload, now_)
+                               : s.member->send_reply(to, id, payload, now_);
+  (request ? counters_.requests : counters_.replies)++;
+  hash(0x8000 + node);
+  hash(to.key());
+  hash(id);
+  hash(static_cast<uint64_t>(r) << 1 | (request ? 1 : 0));
+  touched_ |= uint64_t{1} << node;
+  drain(node);
+  return r;
+}
+
 // --- actions -----------------------------------------------------------------------------------
 
 void Cluster::drain(NodeId node) {
@@ -219,7 +243,9 @@ void Cluster::drain(NodeId node) {
     const membership::Action& a = actions[i];
     batch[i].action = a;
     batch[i].bytes.assign(a.bytes.begin(), a.bytes.end());
-    batch[i].payload.assign(a.delivery.payload.begin(), a.delivery.payload.end());
+    const std::span<const std::byte> payload =
+        a.kind == ActionKind::kDeliver ? a.delivery.payload : a.p2p.payload;
+    batch[i].payload.assign(payload.begin(), payload.end());
     if (a.view != nullptr) {
       batch[i].view = *a.view;
       batch[i].action.view = &batch[i].view;
@@ -322,6 +348,22 @@ void Cluster::carry_out(NodeId node, Owned& owned, ActionKind* end) {
       checker_->on_cut_off(self, now_);
       if (hooks_ != nullptr) hooks_->on_final(node, ActionKind::kCutOff);
       break;
+    case ActionKind::kRequest:
+    case ActionKind::kReply:
+    case ActionKind::kRequestFailed: {
+      a.p2p.payload = owned.payload;
+      hash(a.p2p.peer.key());
+      hash(a.p2p.id);
+      hash(owned.payload);
+      counters_.p2p_answers += a.kind == ActionKind::kRequest ? 0 : 1;
+      if (hooks_ == nullptr) break;
+      if (a.kind == ActionKind::kRequest) {
+        hooks_->on_request(node, a.p2p);
+      } else {
+        hooks_->on_reply(node, a.p2p, a.kind == ActionKind::kRequestFailed);
+      }
+      break;
+    }
   }
 }
 

@@ -53,6 +53,17 @@ class AppHooks {
   // kLeft, kRemoved (the process ends after it) or kCutOff.
   virtual void on_final(NodeId node, ActionKind kind) = 0;
   virtual void on_crash(NodeId node) = 0;
+  // Point-to-point: a request to the member at `node`, and the one answer to each of its
+  // requests (failed: kRequestFailed, no payload).
+  virtual void on_request(NodeId node, const membership::P2pMessage& request) {
+    (void)node;
+    (void)request;
+  }
+  virtual void on_reply(NodeId node, const membership::P2pMessage& reply, bool failed) {
+    (void)node;
+    (void)reply;
+    (void)failed;
+  }
 };
 
 class Cluster {
@@ -70,6 +81,9 @@ class Cluster {
     uint64_t restores = 0;
     uint64_t sends_ok = 0;
     uint64_t sends_refused = 0;
+    uint64_t requests = 0;     // request() calls
+    uint64_t replies = 0;      // reply() calls
+    uint64_t p2p_answers = 0;  // kReply and kRequestFailed actions
   };
 
   Cluster(uint32_t nodes, uint64_t net_seed, const ProtocolConfig& config, Checker* checker,
@@ -107,6 +121,10 @@ class Cluster {
   // from next_message_id() by the caller so that it can tell the checkers before the send
   // (a send may deliver at once).
   SendResult app_send_body(NodeId node, Mode mode, uint64_t id, std::span<const std::byte> body);
+  // Point-to-point from `node`'s member (Member::send_request / send_reply), its actions carried
+  // out like every other call's. The answers reach the hooks (on_request, on_reply).
+  SendResult request(NodeId node, Uid to, uint64_t id, std::span<const std::byte> payload);
+  SendResult reply(NodeId node, Uid to, uint64_t id, std::span<const std::byte> payload);
   // The application on top of every member (nullptr: none); set before the first start().
   void set_hooks(AppHooks* hooks) noexcept { hooks_ = hooks; }
 
@@ -164,6 +182,8 @@ class Cluster {
   void carry_out(NodeId node, Owned& a, ActionKind* end);
   void end_process(NodeId node, ActionKind why);
   SendResult send_payload(NodeId node, Mode mode, uint64_t id, std::span<const std::byte> payload);
+  SendResult p2p_call(NodeId node, bool request, Uid to, uint64_t id,
+                      std::span<const std::byte> payload);
   void collect_coverage(const Member& m) noexcept;
   void hash(uint64_t word) noexcept;
   void hash(std::span<const std::byte> bytes) noexcept;

@@ -32,12 +32,14 @@ int main(int argc, char** argv) {
                  "reorder_cut; with --app lock also grant_before_order, lock_total_order");
   app.add_option("--app", sim_app,
                  "the members' application: counter (the default), or lock (the lock service "
-                 "on top, with its checker)")
-      ->check(CLI::IsMember({"counter", "lock"}));
+                 "on top, with its checker), or p2p (point-to-point requests and replies, "
+                 "checked)")
+      ->check(CLI::IsMember({"counter", "lock", "p2p"}));
   app.add_option("--threads", config.threads, "worker threads (default: hardware concurrency)");
   CLI11_PARSE(app, argc, argv);
 
   if (sim_app == "lock") config.app = SimApp::kLock;
+  if (sim_app == "p2p") config.app = SimApp::kP2p;
   std::stringstream names(bug);
   for (std::string one; std::getline(names, one, ',');) {
     if (one.empty() || parse_bug(one, &config.bugs)) continue;

@@ -10,6 +10,7 @@
 #include "tests/sim/cluster.h"
 #include "tests/sim/lock_checker.h"
 #include "tests/sim/lock_sim.h"
+#include "tests/sim/p2p_sim.h"
 
 namespace cohort::sim {
 namespace {
@@ -113,6 +114,7 @@ class Workload {
   // The lock workload (app lock): its checker and the application of every member.
   LockChecker lock_checker_;
   std::unique_ptr<LockSim> lock_;
+  std::unique_ptr<P2pSim> p2p_;  // app p2p
   SeedResult result_;
 
   uint32_t ops_done_ = 0;
@@ -147,10 +149,14 @@ Workload::Workload(const SeedConfig& config)
   if (config.app == SimApp::kLock) {
     lock::CoreBugs bugs;
     bugs.grant_before_order = config.app_bugs.grant_before_order;
-    lock_ = std::make_unique<LockSim>(cluster_.get(), rng_.fork(), &lock_checker_, bugs,
-                                      config.app_bugs.lock_total_order ? Mode::kTotal
-                                                                       : Mode::kSafe);
+    lock_ =
+        std::make_unique<LockSim>(cluster_.get(), rng_.fork(), &lock_checker_, bugs,
+                                  config.app_bugs.lock_total_order ? Mode::kTotal : Mode::kSafe);
     cluster_->set_hooks(lock_.get());
+  }
+  if (config.app == SimApp::kP2p) {
+    p2p_ = std::make_unique<P2pSim>(cluster_.get(), rng_.fork());
+    cluster_->set_hooks(p2p_.get());
   }
   restart_token_.assign(p_.nodes, 0);
   result_.seed = config.seed;
@@ -323,6 +329,13 @@ SeedResult Workload::run() {
     result_.lock_lost_holds = lc.lost_holds;
     result_.lock_moved_on = lock_checker_.moved_on_in_view_change();
   }
+  if (p2p_) {
+    p2p_->finish(converged_);
+    for (const std::string& v : p2p_->violations()) checker_.fail(v);
+    result_.p2p_requests = p2p_->counters().requests;
+    result_.p2p_replies = p2p_->counters().replied;
+    result_.p2p_failed = p2p_->counters().failed;
+  }
   checker_.finish(live, converged_);
 
   result_.violations = checker_.violations();
@@ -381,6 +394,7 @@ std::vector<NodeId> Workload::running_nodes(bool unpaused_only) const {
 // The lock workload mixes in a few plain messages: the cores must tell them from lock ops.
 void Workload::op_app() {
   if (lock_ && !rng_.chance(0.1) && lock_->op()) return;
+  if (p2p_ && rng_.chance(0.5) && p2p_->op()) return;
   op_send();
 }
 
@@ -942,6 +956,7 @@ void Workload::liveness_check() {
     }
   }
   if (done && lock_ && !lock_->quiescent()) done = false;  // every lock released, every queue empty
+  if (done && p2p_ && !p2p_->quiescent()) done = false;    // every request answered
   if (done) {
     converged_ = true;
     result_.converged = true;
@@ -1009,6 +1024,7 @@ std::string replay_command(const SeedConfig& config) {
                     std::to_string(config.ops) + " --members-max " +
                     std::to_string(config.members_max);
   if (config.app == SimApp::kLock) cmd += " --app lock";
+  if (config.app == SimApp::kP2p) cmd += " --app p2p";
   std::string bugs = bug_names(config.bugs);
   const std::string app_bugs = app_bug_names(config.app_bugs);
   if (!app_bugs.empty()) bugs += (bugs.empty() ? "" : ",") + app_bugs;

@@ -14,9 +14,10 @@
 
 namespace cohort::sim {
 
-// The application every member runs: the counter of sim_app.h alone, or the lock service on
-// top of it (lock_sim.h, `--app lock`).
-enum class SimApp : uint8_t { kCounter, kLock };
+// The application every member runs: the counter of sim_app.h alone, the lock service on top of
+// it (lock_sim.h, `--app lock`), or the counter with point-to-point requests (p2p_sim.h,
+// `--app p2p`).
+enum class SimApp : uint8_t { kCounter, kLock, kP2p };
 
 // Planted bugs of the application (the lock workload's mutation self-test); production code
 // never has them.
@@ -64,12 +65,16 @@ struct SeedResult {
   uint64_t actions = 0;
   // The lock workload (app lock): what it did.
   uint64_t lock_acquires = 0;
-  uint64_t lock_grants = 0;       // table grants seen, at all members
-  uint64_t lock_held = 0;         // grants acted on by their holders
+  uint64_t lock_grants = 0;  // table grants seen, at all members
+  uint64_t lock_held = 0;    // grants acted on by their holders
   uint64_t lock_busy = 0;
   uint64_t lock_timeouts = 0;
-  uint64_t lock_lost_holds = 0;   // held locks lost to removal, leave or cut-off
-  uint64_t lock_moved_on = 0;     // view changes that dropped a holder and granted onward
+  uint64_t lock_lost_holds = 0;  // held locks lost to removal, leave or cut-off
+  uint64_t lock_moved_on = 0;    // view changes that dropped a holder and granted onward
+  // The point-to-point workload (app p2p).
+  uint64_t p2p_requests = 0;  // accepted by send_request
+  uint64_t p2p_replies = 0;   // kReply answers
+  uint64_t p2p_failed = 0;    // kRequestFailed answers
   bool ok() const noexcept { return violations.empty(); }
 };
 
