@@ -15,15 +15,18 @@
 namespace cohort::sim {
 
 // The application every member runs: the counter of sim_app.h alone, or the lock service on
-// top of it (lock_sim.h, `--app lock`).
-enum class SimApp : uint8_t { kCounter, kLock };
+// top of it (lock_sim.h, `--app lock`), or the cooperative cache (cache_sim.h, `--app cache`).
+enum class SimApp : uint8_t { kCounter, kLock, kCache };
 
 // Planted bugs of the application (the lock workload's mutation self-test); production code
 // never has them.
 struct AppBugs {
-  bool grant_before_order = false;  // a member takes a lock its table shows idle, unordered
-  bool lock_total_order = false;    // lock ops in total (non-uniform) order, not safe
-  bool any() const noexcept { return grant_before_order || lock_total_order; }
+  bool grant_before_order = false;    // a member takes a lock its table shows idle, unordered
+  bool lock_total_order = false;      // lock ops in total (non-uniform) order, not safe
+  bool unchecked_peer_reply = false;  // the cache uses a peer's value without its stamp check
+  bool any() const noexcept {
+    return grant_before_order || lock_total_order || unchecked_peer_reply;
+  }
 };
 
 struct SeedConfig {
@@ -64,12 +67,21 @@ struct SeedResult {
   uint64_t actions = 0;
   // The lock workload (app lock): what it did.
   uint64_t lock_acquires = 0;
-  uint64_t lock_grants = 0;       // table grants seen, at all members
-  uint64_t lock_held = 0;         // grants acted on by their holders
+  uint64_t lock_grants = 0;  // table grants seen, at all members
+  uint64_t lock_held = 0;    // grants acted on by their holders
   uint64_t lock_busy = 0;
   uint64_t lock_timeouts = 0;
-  uint64_t lock_lost_holds = 0;   // held locks lost to removal, leave or cut-off
-  uint64_t lock_moved_on = 0;     // view changes that dropped a holder and granted onward
+  uint64_t lock_lost_holds = 0;  // held locks lost to removal, leave or cut-off
+  uint64_t lock_moved_on = 0;    // view changes that dropped a holder and granted onward
+  // The cache workload (app cache): what it did.
+  uint64_t cache_gets = 0;  // gets checked (a value returned)
+  uint64_t cache_peer_hits = 0;
+  uint64_t cache_loads = 0;  // store loads
+  uint64_t cache_puts = 0;
+  uint64_t cache_waves = 0;
+  uint64_t cache_stale_refused = 0;  // peer replies refused by the stamp check
+  uint64_t cache_false_hits = 0;
+  uint64_t cache_peer_failures = 0;
   bool ok() const noexcept { return violations.empty(); }
 };
 
@@ -81,10 +93,12 @@ std::string bug_names(const membership::PlantedBugs& bugs);
 inline constexpr std::string_view kBugNames[] = {"skip_flush", "minority_view",
                                                  "deliver_before_order", "reorder_cut"};
 
-// The application's planted bugs by name (grant_before_order, lock_total_order).
+// The application's planted bugs by name (grant_before_order, lock_total_order,
+// unchecked_peer_reply).
 bool parse_app_bug(std::string_view name, AppBugs* bugs);
 std::string app_bug_names(const AppBugs& bugs);
 inline constexpr std::string_view kAppBugNames[] = {"grant_before_order", "lock_total_order"};
+inline constexpr std::string_view kCacheBugNames[] = {"unchecked_peer_reply"};
 
 // The one command that replays `config` exactly.
 std::string replay_command(const SeedConfig& config);
