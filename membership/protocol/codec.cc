@@ -35,8 +35,8 @@ void put_record_head(Writer& w, RecordKind kind, Uid writer, ViewId view) {
 
 bool get_record_head(Reader& r, RecordHead* head) {
   uint8_t kind = 0;
-  if (!get_head(r, static_cast<uint8_t>(RecordKind::kData),
-                static_cast<uint8_t>(RecordKind::kRelayOrder), &kind, &head->writer, &head->view)) {
+  if (!get_head(r, static_cast<uint8_t>(RecordKind::kData), static_cast<uint8_t>(RecordKind::kP2p),
+                &kind, &head->writer, &head->view)) {
     return false;
   }
   head->kind = static_cast<RecordKind>(kind);
@@ -86,6 +86,29 @@ bool get_order(Reader& r, OrderBody* o) {
     if (g.rank >= kMaxMembers || g.sseq_from == 0 || g.sseq_to < g.sseq_from) return false;
   }
   return r.at_end();
+}
+
+void put_p2p(Writer& w, const P2pBody& p) {
+  w.u8(static_cast<uint8_t>(p.type));
+  w.u64(p.target.key());
+  w.u64(p.id);
+  w.u32(static_cast<uint32_t>(p.payload.size()));
+  w.bytes(p.payload);
+}
+
+bool get_p2p(Reader& r, P2pBody* p) {
+  const uint8_t type = r.u8();
+  p->target = Uid::from_key(r.u64());
+  p->id = r.u64();
+  const uint32_t length = r.u32();
+  p->payload = r.bytes(length);
+  if (!r.at_end() || !p->target.valid() || p->target.node >= kMaxMembers) return false;
+  if (type != static_cast<uint8_t>(P2pType::kRequest) &&
+      type != static_cast<uint8_t>(P2pType::kReply)) {
+    return false;
+  }
+  p->type = static_cast<P2pType>(type);
+  return true;
 }
 
 void put_control_head(Writer& w, ControlKind kind, Uid from, ViewId view) {

@@ -22,6 +22,7 @@ enum class RecordKind : uint8_t {
   kAck = 3,         // the writer holds every gseq up to `held` with its DATA
   kRelayData = 4,   // a message of another sender, relayed for the flush
   kRelayOrder = 5,  // ORDER entries, relayed for the flush
+  kP2p = 6,         // a point-to-point request or reply, read only by its target
 };
 
 enum class ControlKind : uint8_t {
@@ -62,6 +63,21 @@ struct DataBody {
   Mode mode = Mode::kTotal;
   uint32_t sseq = 0;
   uint64_t gseq_inline = 0;  // the sequencer's own messages carry their gseq
+  std::span<const std::byte> payload;
+};
+
+// The body of a P2P record (NOTES.md, "Point-to-point"): type, target, id, payload. The target
+// and id are fixed fields: every member but the target drops the record after reading them,
+// without touching the payload.
+enum class P2pType : uint8_t {
+  kRequest = 1,
+  kReply = 2,
+};
+
+struct P2pBody {
+  P2pType type = P2pType::kRequest;
+  Uid target;       // the one member that reads it (with its incarnation)
+  uint64_t id = 0;  // the requester's id, echoed by the reply
   std::span<const std::byte> payload;
 };
 
@@ -168,6 +184,8 @@ void put_order(Writer& w, uint64_t gseq_first, std::span<const OrderRange> range
 bool get_record_head(Reader& r, RecordHead* head);
 bool get_data(Reader& r, DataBody* d);
 bool get_order(Reader& r, OrderBody* o);
+void put_p2p(Writer& w, const P2pBody& p);
+bool get_p2p(Reader& r, P2pBody* p);
 
 // Control datagrams.
 void put_control_head(Writer& w, ControlKind kind, Uid from, ViewId view);

@@ -125,6 +125,14 @@ void Member::Impl::handle_record(NodeId from, std::span<const std::byte> record)
     return;
   }
   if (h.writer == self) return;
+  P2pBody p2p{};
+  if (h.kind == RecordKind::kP2p) {
+    if (!get_p2p(r, &p2p)) {
+      ++counters.records_malformed;
+      return;
+    }
+    if (p2p.target != self) return;  // another member's (or incarnation's): skipped, cheaply
+  }
   // Two or more views ahead: never needed. To be in view v+2 a member must answer the flush of
   // v+1, which it does only once it installed v+1; so a member still in v when a v+2 record
   // arrives is in no view that holds it (it learns so by INSTALL or NOT_MEMBER). Dropping it
@@ -141,6 +149,10 @@ void Member::Impl::handle_record(NodeId from, std::span<const std::byte> record)
     } else {
       ++counters.records_dropped_stale;
     }
+    return;
+  }
+  if (h.kind == RecordKind::kP2p) {
+    on_p2p(h, p2p);
     return;
   }
   ViewData& v = *cur;
@@ -180,6 +192,7 @@ void Member::Impl::handle_record(NodeId from, std::span<const std::byte> record)
       v.acked[rank] = std::max(v.acked[rank], held);
       break;
     }
+    case RecordKind::kP2p: return;  // handled above
   }
   update_held(v);
   try_deliver();
@@ -363,6 +376,64 @@ void Member::Impl::deliver(ViewData& v, uint32_t rank, uint32_t sseq, uint64_t g
 }
 
 // ---------------------------------------------------------------------------------------------
+// Point-to-point (NOTES.md, "Point-to-point")
+
+// A P2P record addressed to this very incarnation, of a view at or below the installed one
+// (later ones wait in `future`). Its payload is handed out in the action and nothing of the
+// record is kept afterwards, so it never holds a chunk (holds()) past the call.
+void Member::Impl::on_p2p(const RecordHead& h, const P2pBody& p) {
+  if (p.type == P2pType::kRequest) {
+    // The requester must be a member now: one removed since it wrote this has failed the
+    // request already (kRemoved), and a reply to it would be dropped anyway.
+    if (!cur->view.contains(h.writer)) {
+      ++counters.p2p_dropped;
+      return;
+    }
+    ++counters.p2p_requests_received;
+    emit_p2p(ActionKind::kRequest, h.writer, p.id, p.payload);
+    return;
+  }
+  // A reply answers the outstanding request with its id only if it comes from the very Uid
+  // asked: a late or doubled one, or one from another incarnation, finds nothing.
+  if (!requests.take(p.id, h.writer)) {
+    ++counters.p2p_dropped;
+    return;
+  }
+  ++counters.p2p_replies_received;
+  emit_p2p(ActionKind::kReply, h.writer, p.id, p.payload);
+}
+
+void Member::Impl::emit_p2p(ActionKind kind, Uid peer, uint64_t id,
+                            std::span<const std::byte> payload) {
+  Action a{};
+  a.kind = kind;
+  a.p2p = P2pMessage{peer, id, payload};
+  emit_app(a);
+}
+
+// The requests whose target is not in `survivors` (all of them when nullptr: this member left
+// or was removed) get their one answer, kRequestFailed. At an install this follows kInstall, so
+// the application has seen the view that explains it.
+void Member::Impl::fail_requests(const View* survivors) {
+  requests.fail_if([&](Uid target) { return survivors == nullptr || !survivors->contains(target); },
+                   [&](uint64_t id, Uid target) {
+                     ++counters.p2p_failed;
+                     Action a{};
+                     a.kind = ActionKind::kRequestFailed;
+                     a.p2p = P2pMessage{target, id, {}};
+                     // A final member's buffered actions never go out: these must.
+                     if (survivors == nullptr) {
+                       PendingAction pa{};
+                       pa.action = a;
+                       pending.push_back(pa);
+                       out_built = false;
+                     } else {
+                       emit_app(a);
+                     }
+                   });
+}
+
+// ---------------------------------------------------------------------------------------------
 // Sending and ordering
 
 void Member::Impl::append_data(Mode mode, std::span<const std::byte> payload) {
@@ -403,6 +474,7 @@ void Member::Impl::order_pending(ViewData& v) {
 }
 
 void Member::Impl::become_final(MemberState final_state) {
+  fail_requests(nullptr);
   state = final_state;
   ++release_epoch;  // holds() answers false from now on
   emit(final_state == MemberState::kLeft ? ActionKind::kLeft : ActionKind::kRemoved);
@@ -470,20 +542,40 @@ SendResult Member::send(Mode mode, std::span<const std::byte> payload, TimeNs no
   return SendResult::kOk;
 }
 
-// Placeholder until the P2P record lands (next commit): nothing is sent yet.
 SendResult Member::send_request(Uid to, uint64_t id, std::span<const std::byte> payload,
                                 TimeNs now) {
-  (void)to, (void)id, (void)payload, (void)now;
-  return SendResult::kNotMember;
+  Impl& m = *impl_;
+  m.now = now;
+  if (!m.in_view()) return SendResult::kNotMember;
+  if (payload.size() > m.config.max_payload_bytes) return SendResult::kTooLarge;
+  if (to == m.self || !m.cur->view.contains(to)) return SendResult::kNotMember;
+  if (m.requests.full()) return SendResult::kFull;
+  m.requests.insert(id, to);
+  const P2pBody body{P2pType::kRequest, to, id, payload};
+  m.append_record(RecordKind::kP2p, m.cur->view.id, [&](Writer& w) { put_p2p(w, body); });
+  ++m.counters.p2p_requests_sent;
+  return SendResult::kOk;
 }
 
 SendResult Member::send_reply(Uid to, uint64_t id, std::span<const std::byte> payload, TimeNs now) {
-  (void)to, (void)id, (void)payload, (void)now;
-  return SendResult::kNotMember;
+  Impl& m = *impl_;
+  m.now = now;
+  if (!m.in_view()) return SendResult::kNotMember;
+  if (payload.size() > m.config.max_payload_bytes) return SendResult::kTooLarge;
+  // A requester gone from the view was answered kRequestFailed there (or has left): nobody
+  // waits for this reply, and its log space is better kept.
+  if (to == m.self || !m.cur->view.contains(to)) {
+    ++m.counters.p2p_dropped;
+    return SendResult::kOk;
+  }
+  const P2pBody body{P2pType::kReply, to, id, payload};
+  m.append_record(RecordKind::kP2p, m.cur->view.id, [&](Writer& w) { put_p2p(w, body); });
+  ++m.counters.p2p_replies_sent;
+  return SendResult::kOk;
 }
 
 size_t Member::outstanding_requests() const noexcept {
-  return 0;
+  return impl_->requests.size();
 }
 
 void Member::on_record(NodeId from, std::span<const std::byte> record, TimeNs now) {

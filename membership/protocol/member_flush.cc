@@ -763,6 +763,7 @@ void Member::Impl::enter_view(const View& view, uint32_t joiners_mask, bool join
   a.kind = ActionKind::kInstall;
   a.view = view;
   emit_app(a);
+  fail_requests(&view);  // asked members that are not in the view answer no more
 
   // Sends held while wedged go out in the new view, with new sseqs.
   auto held_sends = std::move(pending_sends);

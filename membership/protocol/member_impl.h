@@ -13,6 +13,7 @@
 #include "membership/protocol/codec.h"
 #include "membership/protocol/member.h"
 #include "membership/protocol/payload_arena.h"
+#include "membership/protocol/request_table.h"
 #include "membership/protocol/window.h"
 
 namespace cohort::membership {
@@ -49,11 +50,11 @@ struct ViewData {
   View view{};
   uint32_t my_rank = View::kNoRank;
   std::array<SenderState, kMaxMembers> senders{};
-  Window<OrderSlot> order;  // index gseq - 1; gseqs up to order.first() are released
-  uint64_t ordered = 0;     // highest gseq whose ORDER entry is held contiguously
-  uint64_t walk = 0;        // gseqs 1..walk are delivered (or were FIFO, delivered early)
+  Window<OrderSlot> order;    // index gseq - 1; gseqs up to order.first() are released
+  uint64_t ordered = 0;       // highest gseq whose ORDER entry is held contiguously
+  uint64_t walk = 0;          // gseqs 1..walk are delivered (or were FIFO, delivered early)
   uint64_t bad_order_at = 0;  // the gseq whose ORDER entry broke its sender's sseq order
-  uint64_t held = 0;        // highest gseq held contiguously with its DATA
+  uint64_t held = 0;          // highest gseq held contiguously with its DATA
   uint64_t ack_sent = 0;
   std::array<uint64_t, kMaxMembers> acked{};  // per rank: `held` as its ACK records say
   uint64_t next_gseq = 1;                     // the sequencer's next gseq
@@ -163,6 +164,9 @@ struct Member::Impl {
   // Own messages of views gone by, kept while held deliveries of a joiner may point at them.
   std::vector<PayloadArena> retained_own;
 
+  // --- point-to-point: this member's requests not yet answered (NOTES.md, "Point-to-point")
+  RequestTable requests{config.max_outstanding_requests};
+
   // --- held sends and records of views not yet installed
   std::deque<std::pair<Mode, std::vector<std::byte>>> pending_sends;
   std::vector<std::pair<NodeId, std::span<const std::byte>>> future;
@@ -231,6 +235,9 @@ struct Member::Impl {
   void append_data(Mode mode, std::span<const std::byte> payload);
   void order_pending(ViewData& v);
   void become_final(MemberState final_state);
+  void on_p2p(const RecordHead& h, const P2pBody& p);
+  void emit_p2p(ActionKind kind, Uid peer, uint64_t id, std::span<const std::byte> payload);
+  void fail_requests(const View* survivors);  // nullptr: every one (left, removed)
 
   // member_flush.cc
   void handle_control(NodeId from, std::span<const std::byte> bytes);

@@ -5,8 +5,9 @@
 // The member under test is node 0 of a 3-member view it has joined (view 2: nodes 1, 0, 2).
 // The input is a program: each step is an opcode byte, then for records and datagrams a head
 // that the harness completes (magic, version and a writer of the view, so the fuzzer starts past
-// them) and a body of the length the input gives. Steps also tick the clock, end a burst, send,
-// and leave. Built by scripts/fuzz with clang++ (the project builds with g++).
+// them) and a body of the length the input gives; P2P records among them. Steps also tick the
+// clock, end a burst, send, send point-to-point requests and replies, and leave. Built by
+// scripts/fuzz with clang++ (the project builds with g++).
 //
 // Records go through a RecordStore that frees (spares: none) every chunk the member says it
 // holds nothing of (Member::holds), and every delivered payload is read: under AddressSanitizer
@@ -94,6 +95,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   m.on_control(1, empty_snapshot(), now);
   m.clear_actions();
 
+  uint64_t request_id = 0;
   Input in{data, size};
   for (int steps = 0; !in.empty() && steps < 512; ++steps) {
     const uint8_t op = in.u8();
@@ -110,7 +112,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         Writer w(&bytes);
         const Uid writer{from, incarnation};
         if (record) {
-          put_record_head(w, static_cast<RecordKind>(kind % 6), writer, view);
+          put_record_head(w, static_cast<RecordKind>(kind % 7), writer, view);
         } else {
           put_control_head(w, static_cast<ControlKind>(kind % 14), writer, view);
         }
@@ -143,9 +145,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         (void)m.send(static_cast<Mode>(in.u8() % 3), payload, now);
         break;
       }
-      case 6:
-        if ((op & 0x40) != 0) m.leave(now);
+      case 6: {  // a leave, or a point-to-point request or reply to a peer of the view
+        if ((op & 0x40) != 0) {
+          m.leave(now);
+          break;
+        }
+        // Request ids are unique among a member's outstanding ones (the caller's contract,
+        // asserted); reply ids are anything.
+        const uint64_t id = (op & 0x20) != 0 ? ++request_id : in.u8();
+        const auto payload = in.take(in.u8() & 31);
+        if ((op & 0x20) != 0) {
+          (void)m.send_request(kUids[from], id, payload, now);
+        } else {
+          (void)m.send_reply(kUids[from], id, payload, now);
+        }
         break;
+      }
       default: m.snapshot_taken(in.u8(), in.take(in.u8() & 15)); break;
     }
     // Every action must be well-formed: byte actions have bytes, deliveries a member sender.
@@ -154,12 +169,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         __builtin_trap();
       }
       if (a.kind == ActionKind::kSend && a.to >= 3) __builtin_trap();
-      if (a.kind == ActionKind::kDeliver) {
+      if (a.kind == ActionKind::kDeliver || a.kind == ActionKind::kRequest ||
+          a.kind == ActionKind::kReply) {
+        const auto payload = a.kind == ActionKind::kDeliver ? a.delivery.payload : a.p2p.payload;
         uint8_t sum = 0;
-        for (const std::byte b : a.delivery.payload) {
+        for (const std::byte b : payload)
           sum = static_cast<uint8_t>(sum + std::to_integer<uint8_t>(b));
-        }
         sink = static_cast<uint8_t>(sink + sum);
+      }
+      // A P2P action names a peer of the view (a request or reply) or the target asked.
+      if ((a.kind == ActionKind::kRequest || a.kind == ActionKind::kReply ||
+           a.kind == ActionKind::kRequestFailed) &&
+          (!a.p2p.peer.valid() || a.p2p.peer.node >= 3)) {
+        __builtin_trap();
       }
     }
     m.clear_actions();

@@ -140,6 +140,10 @@ CampaignResult run_campaign(const CampaignConfig& config) {
     r.cache_false_hits += s.cache_false_hits;
     r.cache_seeds_stale_refused += s.cache_stale_refused > 0;
     r.cache_seeds_peer_failure += s.cache_peer_failures > 0;
+    r.p2p_requests += s.p2p_requests;
+    r.p2p_replies += s.p2p_replies;
+    r.p2p_failed += s.p2p_failed;
+    r.p2p_seeds_failed += s.p2p_failed > 0;
     if (!s.ok()) {
       if (r.first_violation_seed == 0) r.first_violation_seed = s.seed;
       r.failures.push_back(std::move(s));
@@ -162,8 +166,12 @@ void print_summary(const CampaignConfig& config, const CampaignResult& r, std::o
   out << "campaign: seeds " << config.first_seed << ".." << config.first_seed + config.seeds - 1
       << " (" << r.seeds_run << " run), ops " << config.ops << ", members 3.."
       << std::clamp<uint32_t>(config.members_max, 3, 12) << ", threads " << r.threads << ", bug "
-      << (bugs.empty() ? "none" : bugs) << (config.app == SimApp::kLock ? ", app lock" : "")
-      << (config.app == SimApp::kCache ? ", app cache" : "") << "\n";
+      << (bugs.empty() ? "none" : bugs)
+      << (config.app == SimApp::kLock    ? ", app lock"
+          : config.app == SimApp::kP2p   ? ", app p2p"
+          : config.app == SimApp::kCache ? ", app cache"
+                                         : "")
+      << "\n";
   out << "coverage (seeds): leader_crash_in_flush " << r.leader_crash_in_flush
       << ", sequencer_crash_in_flight " << r.sequencer_crash_in_flight << ", partition_heal "
       << r.partition_heal << ", join_under_load " << r.join_under_load << ", halves_split "
@@ -198,6 +206,11 @@ void print_summary(const CampaignConfig& config, const CampaignResult& r, std::o
         << " stale peer values refused, " << r.cache_false_hits << " false hits\n";
     out << "cache coverage (seeds): stale peer value refused " << r.cache_seeds_stale_refused
         << ", asked member left mid-fetch " << r.cache_seeds_peer_failure << "\n";
+  }
+  if (config.app == SimApp::kP2p) {
+    out << "p2p: " << r.p2p_requests << " requests, " << r.p2p_replies << " replies, "
+        << r.p2p_failed << " failed (target left); seeds with a failed request "
+        << r.p2p_seeds_failed << "\n";
   }
   out << "simulated " << r.sim_ms / 1000 << " s, " << r.deliveries << " deliveries, " << r.installs
       << " installs, in " << r.wall_s << " s\n";

@@ -65,6 +65,11 @@ struct CampaignResult {
   uint64_t cache_false_hits = 0;
   uint64_t cache_seeds_stale_refused = 0;  // a peer's stale value refused by the stamp check
   uint64_t cache_seeds_peer_failure = 0;   // an asked member left before it replied
+  // The point-to-point workload: totals, and seeds where a target left with requests to it.
+  uint64_t p2p_requests = 0;
+  uint64_t p2p_replies = 0;
+  uint64_t p2p_failed = 0;
+  uint64_t p2p_seeds_failed = 0;
   double wall_s = 0;
   uint32_t threads = 0;
 

@@ -35,13 +35,15 @@ int main(int argc, char** argv) {
       "cache also unchecked_peer_reply");
   app.add_option("--app", sim_app,
                  "the members' application: counter (the default), lock (the lock service "
-                 "on top, with its checker) or cache (the cooperative cache, with its checker)")
-      ->check(CLI::IsMember({"counter", "lock", "cache"}));
+                 "on top, with its checker), p2p (point-to-point requests and replies, "
+                 "checked) or cache (the cooperative cache, with its checker)")
+      ->check(CLI::IsMember({"counter", "lock", "p2p", "cache"}));
   app.add_option("--threads", config.threads, "worker threads (default: hardware concurrency)");
   CLI11_PARSE(app, argc, argv);
 
   if (sim_app == "lock") config.app = SimApp::kLock;
   if (sim_app == "cache") config.app = SimApp::kCache;
+  if (sim_app == "p2p") config.app = SimApp::kP2p;
   std::stringstream names(bug);
   for (std::string one; std::getline(names, one, ',');) {
     if (one.empty() || parse_bug(one, &config.bugs)) continue;

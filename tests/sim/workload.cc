@@ -12,6 +12,7 @@
 #include "tests/sim/cluster.h"
 #include "tests/sim/lock_checker.h"
 #include "tests/sim/lock_sim.h"
+#include "tests/sim/p2p_sim.h"
 
 namespace cohort::sim {
 namespace {
@@ -118,6 +119,7 @@ class Workload {
   // The cache workload (app cache): likewise.
   CacheChecker cache_checker_;
   std::unique_ptr<CacheSim> cache_;
+  std::unique_ptr<P2pSim> p2p_;  // app p2p
   SeedResult result_;
 
   uint32_t ops_done_ = 0;
@@ -162,6 +164,10 @@ Workload::Workload(const SeedConfig& config)
     bugs.unchecked_peer_reply = config.app_bugs.unchecked_peer_reply;
     cache_ = std::make_unique<CacheSim>(cluster_.get(), rng_.fork(), &cache_checker_, bugs);
     cluster_->set_hooks(cache_.get());
+  }
+  if (config.app == SimApp::kP2p) {
+    p2p_ = std::make_unique<P2pSim>(cluster_.get(), rng_.fork());
+    cluster_->set_hooks(p2p_.get());
   }
   restart_token_.assign(p_.nodes, 0);
   result_.seed = config.seed;
@@ -349,6 +355,13 @@ SeedResult Workload::run() {
     result_.cache_false_hits = cc.false_hits;
     result_.cache_peer_failures = cc.peer_failures;
   }
+  if (p2p_) {
+    p2p_->finish(converged_);
+    for (const std::string& v : p2p_->violations()) checker_.fail(v);
+    result_.p2p_requests = p2p_->counters().requests;
+    result_.p2p_replies = p2p_->counters().replied;
+    result_.p2p_failed = p2p_->counters().failed;
+  }
   checker_.finish(live, converged_);
 
   result_.violations = checker_.violations();
@@ -417,6 +430,7 @@ std::vector<NodeId> Workload::running_nodes(bool unpaused_only) const {
 void Workload::op_app() {
   if (lock_ && !rng_.chance(0.1) && lock_->op()) return;
   if (cache_ && !rng_.chance(0.1) && cache_->op()) return;
+  if (p2p_ && rng_.chance(0.5) && p2p_->op()) return;
   op_send();
 }
 
@@ -979,6 +993,7 @@ void Workload::liveness_check() {
   }
   if (done && lock_ && !lock_->quiescent()) done = false;  // every lock released, every queue empty
   if (done && cache_ && !cache_->quiescent()) done = false;  // every get, load and write ended
+  if (done && p2p_ && !p2p_->quiescent()) done = false;    // every request answered
   if (done) {
     converged_ = true;
     result_.converged = true;
@@ -1052,6 +1067,7 @@ std::string replay_command(const SeedConfig& config) {
                     std::to_string(config.members_max);
   if (config.app == SimApp::kLock) cmd += " --app lock";
   if (config.app == SimApp::kCache) cmd += " --app cache";
+  if (config.app == SimApp::kP2p) cmd += " --app p2p";
   std::string bugs = bug_names(config.bugs);
   const std::string app_bugs = app_bug_names(config.app_bugs);
   if (!app_bugs.empty()) bugs += (bugs.empty() ? "" : ",") + app_bugs;

@@ -14,9 +14,10 @@
 
 namespace cohort::sim {
 
-// The application every member runs: the counter of sim_app.h alone, or the lock service on
-// top of it (lock_sim.h, `--app lock`), or the cooperative cache (cache_sim.h, `--app cache`).
-enum class SimApp : uint8_t { kCounter, kLock, kCache };
+// The application every member runs: the counter of sim_app.h alone, the lock service on top of
+// it (lock_sim.h, `--app lock`), the counter with point-to-point requests (p2p_sim.h,
+// `--app p2p`), or the cooperative cache (cache_sim.h, `--app cache`).
+enum class SimApp : uint8_t { kCounter, kLock, kP2p, kCache };
 
 // Planted bugs of the application (the lock workload's mutation self-test); production code
 // never has them.
@@ -82,6 +83,10 @@ struct SeedResult {
   uint64_t cache_stale_refused = 0;  // peer replies refused by the stamp check
   uint64_t cache_false_hits = 0;
   uint64_t cache_peer_failures = 0;
+  // The point-to-point workload (app p2p).
+  uint64_t p2p_requests = 0;  // accepted by send_request
+  uint64_t p2p_replies = 0;   // kReply answers
+  uint64_t p2p_failed = 0;    // kRequestFailed answers
   bool ok() const noexcept { return violations.empty(); }
 };
 

@@ -12,6 +12,7 @@
 
 #include "membership/protocol/codec.h"
 #include "membership/protocol/payload_arena.h"
+#include "membership/protocol/request_table.h"
 #include "membership/protocol/window.h"
 
 namespace cohort::membership {
@@ -35,6 +36,7 @@ struct Node {
   std::vector<uint64_t> delivered;  // message ids
   std::vector<View> views;
   bool removed = false;
+  size_t final_at_reply = 0;  // replies.size() when kLeft/kRemoved came
   uint64_t state_sum = 0;
 };
 
@@ -66,6 +68,22 @@ class Net {
     std::memcpy(b, &id, 8);
     ASSERT_EQ(nodes_[i].m->send(mode, b, now_), SendResult::kOk);
     drain(i);
+  }
+
+  SendResult request(uint32_t i, Uid to, uint64_t id, std::span<const std::byte> payload) {
+    const SendResult r = nodes_[i].m->send_request(to, id, payload, now_);
+    drain(i);
+    return r;
+  }
+  SendResult reply(uint32_t i, Uid to, uint64_t id, std::span<const std::byte> payload) {
+    const SendResult r = nodes_[i].m->send_reply(to, id, payload, now_);
+    drain(i);
+    return r;
+  }
+  // Delivers `record` to node `to` as if read from `from`'s log.
+  void inject(uint32_t to, uint32_t from, std::span<const std::byte> record) {
+    nodes_[to].m->on_record(from, record, now_);
+    drain(to);
   }
 
   void run(TimeNs for_ns) {
@@ -135,7 +153,10 @@ class Net {
         }
         case ActionKind::kRestore: std::memcpy(&nodes_[i].state_sum, a.bytes.data(), 8); break;
         case ActionKind::kRemoved:
-        case ActionKind::kLeft: nodes_[i].removed = true; break;
+        case ActionKind::kLeft:
+          nodes_[i].removed = true;
+          nodes_[i].final_at_reply = nodes_[i].replies.size();
+          break;
         case ActionKind::kCutOff: break;
         case ActionKind::kRequest:
           nodes_[i].requests.push_back(
@@ -338,6 +359,264 @@ TEST(Member, ReleasesWhatEveryMemberHoldsWithinTheView) {
     RecordTag next;
     next.note(data_record(view + 1, 1, 1));
     EXPECT_TRUE(m.holds(next)) << "node " << n;  // a view not installed yet is kept
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Point-to-point (membership/protocol/NOTES.md, "Point-to-point")
+
+std::vector<std::byte> bytes_of(const char* text) {
+  std::vector<std::byte> out;
+  for (const char* c = text; *c != '\0'; ++c) out.push_back(static_cast<std::byte>(*c));
+  return out;
+}
+
+std::vector<std::byte> p2p_record(Uid writer, ViewId view, const P2pBody& body) {
+  std::vector<std::byte> out;
+  Writer w(&out);
+  put_record_head(w, RecordKind::kP2p, writer, view);
+  put_p2p(w, body);
+  return out;
+}
+
+TEST(Codec, P2pRoundTripsAndRefusesEveryMalformedForm) {
+  const std::vector<std::byte> payload = bytes_of("hello");
+  const P2pBody sent{P2pType::kReply, Uid{3, 9}, 42, payload};
+  const std::vector<std::byte> rec = p2p_record(Uid{1, 2}, 5, sent);
+  Reader r(rec);
+  RecordHead h{};
+  ASSERT_TRUE(get_record_head(r, &h));
+  EXPECT_EQ(h.kind, RecordKind::kP2p);
+  P2pBody got{};
+  ASSERT_TRUE(get_p2p(r, &got));
+  EXPECT_EQ(got.type, P2pType::kReply);
+  EXPECT_EQ(got.target, (Uid{3, 9}));
+  EXPECT_EQ(got.id, 42U);
+  EXPECT_EQ(std::vector<std::byte>(got.payload.begin(), got.payload.end()), payload);
+
+  const size_t body_at = rec.size() - (1 + 8 + 8 + 4 + payload.size());
+  auto body_ok = [&](const std::vector<std::byte>& bytes) {
+    Reader rr(std::span<const std::byte>(bytes).subspan(body_at));
+    P2pBody b{};
+    return get_p2p(rr, &b);
+  };
+  // Truncated anywhere in the body.
+  for (size_t cut = body_at; cut < rec.size(); ++cut) {
+    EXPECT_FALSE(body_ok(std::vector<std::byte>(rec.begin(), rec.begin() + cut))) << cut;
+  }
+  // A trailing byte, a length that says more or less than there is.
+  std::vector<std::byte> longer = rec;
+  longer.push_back(std::byte{0});
+  EXPECT_FALSE(body_ok(longer));
+  const size_t length_at = body_at + 17;
+  for (const uint32_t bad : {6U, 4U, 0U, 0xffffffffU}) {
+    std::vector<std::byte> b = rec;
+    std::memcpy(b.data() + length_at, &bad, 4);
+    EXPECT_FALSE(body_ok(b)) << bad;
+  }
+  // A type that is neither request nor reply; a target with no incarnation or past the slots.
+  for (const int type : {0, 3, 255}) {
+    std::vector<std::byte> b = rec;
+    b[body_at] = static_cast<std::byte>(type);
+    EXPECT_FALSE(body_ok(b)) << type;
+  }
+  EXPECT_FALSE(body_ok(p2p_record(Uid{1, 2}, 5, P2pBody{P2pType::kRequest, Uid{3, 0}, 1, {}})));
+  EXPECT_FALSE(
+      body_ok(p2p_record(Uid{1, 2}, 5, P2pBody{P2pType::kRequest, Uid{kMaxMembers, 1}, 1, {}})));
+}
+
+// Three members in one view: every test of this part starts here.
+Net three_members() {
+  Net net(3);
+  net.start(0, true);
+  net.start(1, false);
+  net.start(2, false);
+  net.run(500 * kMs);
+  for (uint32_t i = 0; i < 3; ++i) EXPECT_EQ(net.node(i).m->view().count, 3U);
+  return net;
+}
+
+TEST(MemberP2p, RequestReachesOnlyItsTargetAndTheReplyComesBack) {
+  Net net = three_members();
+  const Uid a = net.node(0).m->self(), b = net.node(1).m->self();
+  ASSERT_EQ(net.request(0, b, 7, bytes_of("ping")), SendResult::kOk);
+  EXPECT_EQ(net.node(0).m->outstanding_requests(), 1U);
+  net.run(5 * kMs);
+  ASSERT_EQ(net.node(1).requests.size(), 1U);
+  const P2p req = net.node(1).requests[0];
+  EXPECT_EQ(req.peer, a);
+  EXPECT_EQ(req.id, 7U);
+  EXPECT_EQ(req.payload, bytes_of("ping"));
+  EXPECT_TRUE(net.node(2).requests.empty());  // read the record, skipped it
+  EXPECT_EQ(net.node(2).m->counters().records_malformed, 0U);
+  ASSERT_EQ(net.reply(1, req.peer, req.id, bytes_of("pong")), SendResult::kOk);
+  net.run(5 * kMs);
+  ASSERT_EQ(net.node(0).replies.size(), 1U);
+  EXPECT_EQ(net.node(0).replies[0].peer, b);
+  EXPECT_EQ(net.node(0).replies[0].id, 7U);
+  EXPECT_EQ(net.node(0).replies[0].payload, bytes_of("pong"));
+  EXPECT_FALSE(net.node(0).replies[0].failed);
+  EXPECT_EQ(net.node(0).m->outstanding_requests(), 0U);
+  EXPECT_TRUE(net.node(2).replies.empty());
+  EXPECT_EQ(net.node(0).m->counters().p2p_requests_sent, 1U);
+  EXPECT_EQ(net.node(1).m->counters().p2p_requests_received, 1U);
+  EXPECT_EQ(net.node(1).m->counters().p2p_replies_sent, 1U);
+  EXPECT_EQ(net.node(0).m->counters().p2p_replies_received, 1U);
+  // The same reply again (a duplicate) answers nothing: exactly one answer per request.
+  ASSERT_EQ(net.reply(1, req.peer, req.id, bytes_of("pong")), SendResult::kOk);
+  net.run(5 * kMs);
+  EXPECT_EQ(net.node(0).replies.size(), 1U);
+  EXPECT_EQ(net.node(0).m->counters().p2p_dropped, 1U);
+}
+
+TEST(MemberP2p, RefusesWhatItCannotSend) {
+  Net net = three_members();
+  Member& m = *net.node(0).m;
+  const Uid b = net.node(1).m->self();
+  EXPECT_EQ(net.request(0, m.self(), 1, {}), SendResult::kNotMember);    // itself
+  EXPECT_EQ(net.request(0, Uid{1, 99}, 1, {}), SendResult::kNotMember);  // not in the view
+  EXPECT_EQ(net.request(0, Uid{5, 1}, 1, {}), SendResult::kNotMember);   // no such member
+  const std::vector<std::byte> big(net.config_.max_payload_bytes + 1);
+  EXPECT_EQ(net.request(0, b, 1, big), SendResult::kTooLarge);
+  EXPECT_EQ(net.reply(0, b, 1, big), SendResult::kTooLarge);
+  EXPECT_EQ(m.outstanding_requests(), 0U);
+  // A reply to a requester not in the view goes nowhere, harmlessly.
+  EXPECT_EQ(net.reply(0, Uid{1, 99}, 1, bytes_of("x")), SendResult::kOk);
+  EXPECT_EQ(m.counters().p2p_dropped, 1U);
+  EXPECT_EQ(m.counters().p2p_replies_sent, 0U);
+}
+
+TEST(MemberP2p, TheLimitOnOutstandingRequestsSaysFull) {
+  Net net(2);
+  net.config_.max_outstanding_requests = 2;
+  net.start(0, true);
+  net.start(1, false);
+  net.run(500 * kMs);
+  const Uid b = net.node(1).m->self();
+  EXPECT_EQ(net.request(0, b, 1, {}), SendResult::kOk);
+  EXPECT_EQ(net.request(0, b, 2, {}), SendResult::kOk);
+  EXPECT_EQ(net.request(0, b, 3, {}), SendResult::kFull);
+  net.run(5 * kMs);
+  ASSERT_EQ(net.node(1).requests.size(), 2U);
+  ASSERT_EQ(net.reply(1, net.node(0).m->self(), 2, {}), SendResult::kOk);
+  net.run(5 * kMs);
+  EXPECT_EQ(net.request(0, b, 3, {}), SendResult::kOk);  // room again
+}
+
+TEST(MemberP2p, AReplyNobodyAskedForIsDropped) {
+  Net net = three_members();
+  ASSERT_EQ(net.reply(1, net.node(0).m->self(), 999, bytes_of("stray")), SendResult::kOk);
+  net.run(5 * kMs);
+  EXPECT_TRUE(net.node(0).replies.empty());
+  EXPECT_EQ(net.node(0).m->counters().p2p_dropped, 1U);
+  EXPECT_EQ(net.node(0).m->counters().records_malformed, 0U);
+}
+
+TEST(MemberP2p, ATargetThatCrashesFailsItsRequestsAtTheNextView) {
+  Net net = three_members();
+  const Uid c = net.node(2).m->self();
+  net.crash(2);
+  ASSERT_EQ(net.request(0, c, 1, bytes_of("a")), SendResult::kOk);
+  ASSERT_EQ(net.request(0, c, 2, bytes_of("b")), SendResult::kOk);
+  ASSERT_EQ(net.request(0, net.node(1).m->self(), 3, bytes_of("c")), SendResult::kOk);
+  net.run(1000 * kMs);
+  ASSERT_EQ(net.node(0).m->view().count, 2U);
+  ASSERT_EQ(net.node(0).replies.size(), 2U);
+  for (const P2p& r : net.node(0).replies) {
+    EXPECT_TRUE(r.failed);
+    EXPECT_EQ(r.peer, c);
+    EXPECT_TRUE(r.payload.empty());
+  }
+  EXPECT_EQ(net.node(0).m->counters().p2p_failed, 2U);
+  EXPECT_EQ(net.node(0).m->outstanding_requests(), 1U);  // to node 1, still in the view
+  ASSERT_EQ(net.node(1).requests.size(), 1U);
+}
+
+// A request to an old incarnation fails; the new incarnation on that node, which reads the
+// same log, never sees it.
+TEST(MemberP2p, ARequestToAnOldIncarnationNeverReachesTheNewOne) {
+  Net net = three_members();
+  const Uid old = net.node(2).m->self();
+  net.crash(2);
+  ASSERT_EQ(net.request(0, old, 1, bytes_of("old")), SendResult::kOk);
+  net.run(1000 * kMs);
+  net.start(2, false, 2);  // reads node 0's log from its start, the request included
+  net.run(1000 * kMs);
+  ASSERT_EQ(net.node(0).m->view().count, 3U);
+  EXPECT_TRUE(net.node(2).requests.empty());
+  ASSERT_EQ(net.node(0).replies.size(), 1U);
+  EXPECT_TRUE(net.node(0).replies[0].failed);
+  EXPECT_EQ(net.node(0).replies[0].peer, old);
+}
+
+TEST(MemberP2p, ALeaverFailsEveryOutstandingRequestBeforeItLeaves) {
+  Net net = three_members();
+  ASSERT_EQ(net.request(2, net.node(0).m->self(), 1, {}), SendResult::kOk);
+  ASSERT_EQ(net.request(2, net.node(1).m->self(), 2, {}), SendResult::kOk);
+  net.node(2).m->leave(kMs);
+  net.run(300 * kMs);
+  ASSERT_TRUE(net.node(2).removed);
+  EXPECT_EQ(net.node(2).m->state(), MemberState::kLeft);
+  ASSERT_EQ(net.node(2).replies.size(), 2U);
+  EXPECT_EQ(net.node(2).final_at_reply, 2U);  // both answered before kLeft
+  for (const P2p& r : net.node(2).replies) EXPECT_TRUE(r.failed);
+  // Their targets got the requests; the replies to a member gone are dropped at the source.
+  ASSERT_EQ(net.node(0).requests.size(), 1U);
+  EXPECT_EQ(net.reply(0, net.node(2).m->self(), 1, {}), SendResult::kOk);
+  EXPECT_EQ(net.node(0).m->counters().p2p_dropped, 1U);
+}
+
+TEST(MemberP2p, MalformedP2pRecordsAreCountedAndDropped) {
+  Net net = three_members();
+  const Uid a = net.node(0).m->self(), b = net.node(1).m->self();
+  const ViewId v = net.node(1).m->view().id;
+  std::vector<std::byte> rec = p2p_record(a, v, P2pBody{P2pType::kRequest, b, 5, {}});
+  rec.pop_back();  // the length field is cut
+  net.inject(1, 0, rec);
+  rec = p2p_record(a, v, P2pBody{P2pType::kRequest, b, 5, {}});
+  rec[rec.size() - 21] = std::byte{9};  // the type
+  net.inject(1, 0, rec);
+  EXPECT_EQ(net.node(1).m->counters().records_malformed, 2U);
+  EXPECT_TRUE(net.node(1).requests.empty());
+  // A well-formed request from a Uid not in the view: dropped, counted as p2p.
+  net.inject(1, 2, p2p_record(Uid{2, 77}, v, P2pBody{P2pType::kRequest, b, 5, {}}));
+  EXPECT_TRUE(net.node(1).requests.empty());
+  EXPECT_EQ(net.node(1).m->counters().p2p_dropped, 1U);
+}
+
+// The table against a plain map, through inserts, takes and failures, with wrap-around probing.
+TEST(RequestTable, MatchesAMapThroughInsertsTakesAndFailures) {
+  RequestTable t(64);
+  std::map<uint64_t, Uid> model;
+  uint64_t x = 12345;
+  for (int step = 0; step < 20'000; ++step) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    const uint64_t id = (x >> 33) % 200;
+    const Uid target{static_cast<NodeId>((x >> 20) % 4), 1};
+    const int op = static_cast<int>((x >> 40) % 10);
+    if (op < 5) {
+      if (t.full() || model.contains(id)) continue;
+      t.insert(id, target);
+      model[id] = target;
+    } else if (op < 9) {
+      const auto it = model.find(id);
+      const bool expect = it != model.end() && it->second == target;
+      ASSERT_EQ(t.take(id, target), expect) << step;
+      if (expect) model.erase(it);
+    } else {
+      const NodeId gone = static_cast<NodeId>((x >> 50) % 4);
+      std::map<uint64_t, Uid> failed;
+      t.fail_if([&](Uid u) { return u.node == gone; },
+                [&](uint64_t i, Uid u) { ASSERT_TRUE(failed.emplace(i, u).second); });
+      std::erase_if(model, [&](const auto& e) {
+        if (e.second.node != gone) return false;
+        EXPECT_TRUE(failed.contains(e.first));
+        return true;
+      });
+      ASSERT_EQ(failed.size() + model.size(), failed.size() + t.size());
+    }
+    ASSERT_EQ(t.size(), model.size());
+    for (const auto& [i, u] : model) ASSERT_TRUE(t.contains(i));
   }
 }
 
