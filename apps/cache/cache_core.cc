@@ -247,6 +247,20 @@ void CacheCore::load_done(uint64_t id, LoadStatus status, std::string_view value
   Load& l = lt->second;
   if (status != LoadStatus::kError && l.stamp < directory_.version(key)) {
     // A write of the key was delivered while the load ran: the value may predate it.
+    if (l.direct && !cut_off_ && !l.for_claim) {
+      // Begun while cut off, and the member is back: the get goes the group's way (a load of
+      // its own now would run beside the claim's).
+      Reply miss;
+      miss.status = ReplyStatus::kMiss;
+      miss.key = key;
+      miss.stamp = directory_.frontier();
+      for (const auto& [peer, rid] : l.waiters) answer(peer, rid, miss);
+      waiters_ -= l.waiters.size();
+      loads_.erase(lt);
+      advance(key);
+      return;
+    }
+    if (!cut_off_) l.direct = false;  // this member's claim: its next value is kept and shared
     counters_.reloads++;
     l.id = ++next_load_;
     l.stamp = directory_.frontier();
@@ -258,11 +272,10 @@ void CacheCore::load_done(uint64_t id, LoadStatus status, std::string_view value
   Load done = std::move(l);
   loads_.erase(lt);
   const bool too_large = status == LoadStatus::kOk && value.size() > kMaxSharedValueBytes;
-  bool kept = false;
   if (status == LoadStatus::kOk && !done.direct && !cut_off_ && !too_large) {
-    kept = keep(key, value, done.stamp);  // its have ends this member's claim
+    (void)keep(key, value, done.stamp);
   }
-  if (done.for_claim && !kept) announce(DirKind::kUnclaim, key);
+  if (done.for_claim) announce(DirKind::kUnclaim, key);  // after the have: holders come first
   Reply r;
   r.key = key;
   r.stamp = done.stamp;
@@ -360,8 +373,8 @@ void CacheCore::on_claim_delivered(const std::string& key, Directory::ClaimResul
       counters_.claims_won++;
       if (auto it = loads_.find(key); it != loads_.end()) {
         it->second.for_claim = true;
-      } else if (const LruStore::Entry* e = lru_.peek(key)) {
-        announce(DirKind::kHave, key, e->stamp);  // got it meanwhile: the have ends the claim
+      } else if (lru_.peek(key) != nullptr) {
+        announce(DirKind::kUnclaim, key);  // got it meanwhile (its have is on its way)
       } else if (fetches_.contains(key)) {
         start_load(key, true, false);
       } else {

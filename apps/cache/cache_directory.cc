@@ -148,7 +148,6 @@ void Directory::have(std::string_view key, MemberUid who, Stamp stamp) {
   if (stale) counters_.haves_stale++;
   Entry* e = entry_for(key, !stale);
   if (e == nullptr) return;
-  if (e->claimed && e->loader == who) e->claimed = false;
   if (!stale && !contains(e->holders, who)) {
     if (e->holders.size() < kMaxHolders) {
       e->holders.push_back(who);

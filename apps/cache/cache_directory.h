@@ -16,9 +16,11 @@
 //   drops its copy at this very point of the order). A claim stays: its loader discards a load
 //   begun before `at` and loads again.
 // - claim(k, m) wins when k has no claim; otherwise it is taken (another member loads).
-// - have(k, m, stamp) ends m's claim on k, and lists m as a holder unless stamp < version(k)
-//   (m's value predates a write delivered before the announcement: m dropped it at the write).
-// - drop(k, m) unlists m; unclaim(k, m) ends m's claim.
+// - have(k, m, stamp) lists m as a holder unless stamp < version(k) (m's value predates a write
+//   delivered before the announcement: m dropped it at the write).
+// - drop(k, m) unlists m; unclaim(k, m) ends m's claim. Only an unclaim ends a claim: m sends
+//   it once its claim is delivered and its load is over, so a have m sent before its claim was
+//   decided (FIFO puts it anywhere after) cannot end the claim while m still loads.
 // - on_view(members) removes every holder and loader not in the view.
 // - A key with neither holders nor a claim is forgotten.
 //

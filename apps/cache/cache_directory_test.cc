@@ -14,10 +14,12 @@ TEST(CacheDirectory, OneClaimAtATime) {
   EXPECT_EQ(d.claim("k", kB), Directory::ClaimResult::kTaken);
   d.unclaim("k", kB);  // not B's: no effect
   EXPECT_TRUE(d.find("k")->claimed);
-  d.have("k", kA, Stamp{});  // ends A's claim, lists A
+  d.have("k", kA, Stamp{});  // lists A; a have never ends a claim ...
   ASSERT_NE(d.find("k"), nullptr);
-  EXPECT_FALSE(d.find("k")->claimed);
+  EXPECT_TRUE(d.find("k")->claimed);
   EXPECT_EQ(d.find("k")->holders, std::vector<MemberUid>{kA});
+  d.unclaim("k", kA);  // ... only its loader's unclaim does
+  EXPECT_FALSE(d.find("k")->claimed);
   EXPECT_EQ(d.claim("k", kB), Directory::ClaimResult::kWon);  // a claim wins beside holders
 }
 
@@ -78,6 +80,8 @@ TEST(CacheDirectory, SnapshotRestoresEqualAndRefusesDamage) {
   d.have("a", kC, Stamp{2, 5});
   EXPECT_EQ(d.claim("b", kB), Directory::ClaimResult::kWon);
   d.have("b", kA, Stamp{2, 5});
+  EXPECT_EQ(d.claim("c", kC), Directory::ClaimResult::kWon);
+  d.unclaim("c", kC);
   const auto snap = d.snapshot();
   Directory e;
   ASSERT_TRUE(e.restore(snap));

@@ -144,7 +144,7 @@ bool CacheSim::quiescent() const {
     const Node& node = nodes_[n];
     if (!cluster_->running(n) || !node.core || node.core->final()) continue;
     if (node.core->gets_in_flight() != 0 || node.core->writes_in_flight() != 0 ||
-        node.core->loads_in_flight() != 0 || node.core->has_output()) {
+        node.core->loads_in_flight() != 0 || node.core->has_output() || !node.undelivered.empty()) {
       return false;
     }
   }
@@ -297,7 +297,10 @@ void CacheSim::flush(NodeId n) {
       checker_->on_invalidate_sent(id, std::string(op.key), it->second);
     }
     const Mode mode = o.mode == DeliveryMode::kSafe ? Mode::kSafe : Mode::kTotal;
-    (void)cluster_->app_send_body(n, mode, id, o.bytes);
+    nodes_[n].undelivered.insert(id);
+    if (cluster_->app_send_body(n, mode, id, o.bytes) != SendResult::kOk) {
+      nodes_[n].undelivered.erase(id);
+    }
   }
   after(n);
 }
@@ -336,6 +339,7 @@ void CacheSim::on_start(NodeId n, Uid self, bool founder) {
   node.view = 0;
   node.flush_scheduled = false;
   node.busy = false;
+  node.undelivered.clear();
   checker_->on_start(self);
 }
 
@@ -343,6 +347,7 @@ void CacheSim::on_deliver(NodeId n, const Delivery& d) {
   Node& node = nodes_[n];
   if (!node.core) return;
   checker_->on_delivery(node.uid, payload_id(d.payload));
+  if (d.sender == node.uid) node.undelivered.erase(payload_id(d.payload));
   bool ours = false;
   {
     Busy b(&node.busy);

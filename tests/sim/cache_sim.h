@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,7 +45,8 @@ class CacheSim final : public AppHooks {
   void start();
   // One operation: a get, a wave of gets or a put at random ready members; false if none can.
   bool op();
-  // Every live member's core is idle: no get, write or load in flight, nothing to send.
+  // Every live member's core is idle: no get, write or load in flight, nothing to send, and
+  // every op it sent delivered to it (so the protocol checker's "nothing lost" holds at the end).
   bool quiescent() const;
   uint64_t gets_unfinished() const;
   std::string describe() const;
@@ -72,6 +74,7 @@ class CacheSim final : public AppHooks {
     bool flush_scheduled = false;
     bool busy = false;
     std::map<uint64_t, std::string> loads;  // load id -> key, in flight at the store
+    std::set<uint64_t> undelivered;         // its own ops sent, not yet delivered to it
   };
   struct Stored {
     std::string value;
