@@ -392,8 +392,10 @@ void CacheCore::on_claim_delivered(const std::string& key, Directory::ClaimResul
 void CacheCore::on_view(std::span<const MemberUid> members) {
   if (final_) return;
   view_.assign(members.begin(), members.end());
-  // The founder's first view holds it alone; a joiner is ready once its directory is restored.
-  if (!ready_ && members.size() == 1 && members[0] == self_) ready_ = true;
+  // The founder's first view holds it alone (a view of one can only be this member's; the
+  // engine may install it before the host learns the member's uid); a joiner is ready once its
+  // directory is restored.
+  if (!ready_ && members.size() == 1) ready_ = true;
   cut_off_ = false;
   (void)directory_.on_view(members);
   advance_all();
