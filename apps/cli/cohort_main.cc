@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "apps/cli/bench.h"
+#include "apps/cli/cache_cmd.h"
 #include "apps/cli/demo.h"
 #include "apps/cli/lock_cmd.h"
 #include "apps/cli/node.h"
@@ -127,7 +128,43 @@ int main(int argc, char** argv) {
   lock_hold->add_option("command", lock.command,
                         "run while holding, with COHORT_LOCK_FENCE and COHORT_LOCK_NAME set");
 
+  cohort::cli::CacheCmdOptions cache;
+  CLI::App* cache_cmd = app.add_subcommand("cache", "the cooperative cache from the shell");
+  cache_cmd->require_subcommand(1);
+  CLI::App* cache_serve = cache_cmd->add_subcommand("serve", "a member that caches");
+  CLI::App* cache_get = cache_cmd->add_subcommand("get", "get a key: value on stdout");
+  CLI::App* cache_put = cache_cmd->add_subcommand("put", "write a key through, ordered");
+  CLI::App* cache_stats = cache_cmd->add_subcommand("stats", "every running member's counters");
+  for (CLI::App* c : {cache_serve, cache_get, cache_put, cache_stats}) {
+    c->add_option("--group", cache.group, "group name")->capture_default_str();
+    c->add_option("--shm-dir", cache.shm_dir,
+                  "shared-memory folder (default /dev/shm/cohort-<uid>)");
+  }
+  for (CLI::App* c : {cache_serve, cache_get, cache_put}) {
+    c->add_option("--slots", cache.slots, "slots of the group")->capture_default_str();
+    c->add_option("--node", cache.node, "this member's slot (get, put: -1 picks a free one)")
+        ->capture_default_str();
+    c->add_option("--store", cache.store, "the backing store: redis://HOST:PORT or files:/DIR")
+        ->capture_default_str();
+    c->add_option("--capacity-mb", cache.capacity_mb, "cache capacity")->capture_default_str();
+    c->add_option("--timeout-ms", cache.timeout_ms, "give up the operation after this long")
+        ->capture_default_str();
+    c->add_option("--join-ms", cache.join_ms, "give up joining after this long")
+        ->capture_default_str();
+  }
+  cache_serve->add_flag("--bootstrap", cache.bootstrap, "found the group instead of joining it");
+  cache_get->add_option("key", cache.key, "the key")->required();
+  cache_put->add_option("key", cache.key, "the key")->required();
+  cache_put->add_option("value", cache.value, "the value")->required();
+
   CLI11_PARSE(app, argc, argv);
+  if (cache_cmd->parsed()) {
+    cache.action = cache_serve->parsed() ? "serve"
+                   : cache_get->parsed() ? "get"
+                   : cache_put->parsed() ? "put"
+                                         : "stats";
+    return cohort::cli::run_cache_cmd(cache);
+  }
   if (lock_cmd->parsed()) {
     lock.action = lock_serve->parsed() ? "serve" : lock_hold->parsed() ? "hold" : "query";
     return cohort::cli::run_lock_cmd(lock);

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "apps/cli/cache_cmd.h"
 #include "cohort/stats.h"
 #include "transport/shm/shm_transport.h"
 
@@ -115,6 +116,7 @@ int run_stat(const StatOptions& o) {
   signal(SIGINT, [](int) { g_stop.store(true); });
   for (;;) {
     const int live = print_once(folder);
+    print_cache_pages(folder);  // members that run the cooperative cache
     if (live == 0)
       std::printf("(no running member of group '%s' in %s)\n", o.group.c_str(), dir.c_str());
     if (o.watch_ms == 0 || g_stop.load()) return 0;

@@ -10,7 +10,7 @@
 namespace cohort {
 
 inline constexpr uint64_t kStatsMagic = 0x3174617473686f63ULL;  // "cohstat1"
-inline constexpr uint32_t kStatsVersion = 2;  // 2: the control core's rounds
+inline constexpr uint32_t kStatsVersion = 2;                    // 2: the control core's rounds
 
 struct StatsPage {
   uint64_t magic;
@@ -43,5 +43,47 @@ struct StatsPage {
 };
 static_assert(sizeof(StatsPage) <= 4096, "the stats page is one 4 KiB page");
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
+
+// The cooperative cache's page beside it (apps/cache/NOTES.md, "Statistics"): a 4 KiB file
+// <shm dir>/<group>/cache-m<node>.page that a CacheService maps and updates every 10 ms (its
+// timer thread, relaxed stores), read by `cohort stat` and `cohort cache stats`.
+inline constexpr uint64_t kCacheStatsMagic = 0x3168636163686f63ULL;  // "cohcach1"
+inline constexpr uint32_t kCacheStatsVersion = 1;
+
+struct CacheStatsPage {
+  uint64_t magic;
+  uint32_t version;
+  int32_t pid;
+  uint32_t node;
+  uint32_t incarnation;
+  char group[64];
+  char loader[16];
+  std::atomic<uint64_t> updated_ns;
+  std::atomic<uint64_t> gets;
+  std::atomic<uint64_t> local_hits;
+  std::atomic<uint64_t> peer_hits;
+  std::atomic<uint64_t> store_loads;
+  std::atomic<uint64_t> reloads;
+  std::atomic<uint64_t> not_found;
+  std::atomic<uint64_t> store_errors;
+  std::atomic<uint64_t> peer_requests;
+  std::atomic<uint64_t> peer_served;
+  std::atomic<uint64_t> false_hits;
+  std::atomic<uint64_t> stale_replies;
+  std::atomic<uint64_t> peer_failures;
+  std::atomic<uint64_t> writes;
+  std::atomic<uint64_t> invalidations;
+  std::atomic<uint64_t> dir_messages_sent;
+  std::atomic<uint64_t> dir_bytes_sent;
+  std::atomic<uint64_t> dir_messages_received;
+  std::atomic<uint64_t> dir_bytes_received;
+  std::atomic<uint64_t> cached_bytes;
+  std::atomic<uint64_t> cached_entries;
+  std::atomic<uint64_t> capacity_bytes;
+  std::atomic<uint64_t> evictions;
+  std::atomic<uint64_t> directory_keys;
+  std::atomic<uint64_t> malformed;
+};
+static_assert(sizeof(CacheStatsPage) <= 4096, "the cache page is one 4 KiB page");
 
 }  // namespace cohort

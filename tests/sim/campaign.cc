@@ -132,6 +132,14 @@ CampaignResult run_campaign(const CampaignConfig& config) {
     r.lock_seeds_moved_on += s.lock_moved_on > 0;
     r.lock_seeds_lost_hold += s.lock_lost_holds > 0;
     r.lock_seeds_timeout += s.lock_timeouts > 0;
+    r.cache_gets += s.cache_gets;
+    r.cache_peer_hits += s.cache_peer_hits;
+    r.cache_loads += s.cache_loads;
+    r.cache_puts += s.cache_puts;
+    r.cache_stale_refused += s.cache_stale_refused;
+    r.cache_false_hits += s.cache_false_hits;
+    r.cache_seeds_stale_refused += s.cache_stale_refused > 0;
+    r.cache_seeds_peer_failure += s.cache_peer_failures > 0;
     r.p2p_requests += s.p2p_requests;
     r.p2p_replies += s.p2p_replies;
     r.p2p_failed += s.p2p_failed;
@@ -159,9 +167,10 @@ void print_summary(const CampaignConfig& config, const CampaignResult& r, std::o
       << " (" << r.seeds_run << " run), ops " << config.ops << ", members 3.."
       << std::clamp<uint32_t>(config.members_max, 3, 12) << ", threads " << r.threads << ", bug "
       << (bugs.empty() ? "none" : bugs)
-      << (config.app == SimApp::kLock  ? ", app lock"
-          : config.app == SimApp::kP2p ? ", app p2p"
-                                       : "")
+      << (config.app == SimApp::kLock    ? ", app lock"
+          : config.app == SimApp::kP2p   ? ", app p2p"
+          : config.app == SimApp::kCache ? ", app cache"
+                                         : "")
       << "\n";
   out << "coverage (seeds): leader_crash_in_flush " << r.leader_crash_in_flush
       << ", sequencer_crash_in_flight " << r.sequencer_crash_in_flight << ", partition_heal "
@@ -190,6 +199,13 @@ void print_summary(const CampaignConfig& config, const CampaignResult& r, std::o
     out << "lock coverage (seeds): holder dropped and lock granted onward in one view change "
         << r.lock_seeds_moved_on << ", held lock lost " << r.lock_seeds_lost_hold << ", timeout "
         << r.lock_seeds_timeout << "\n";
+  }
+  if (config.app == SimApp::kCache) {
+    out << "cache: " << r.cache_gets << " gets checked, " << r.cache_peer_hits << " peer hits, "
+        << r.cache_loads << " store loads, " << r.cache_puts << " puts, " << r.cache_stale_refused
+        << " stale peer values refused, " << r.cache_false_hits << " false hits\n";
+    out << "cache coverage (seeds): stale peer value refused " << r.cache_seeds_stale_refused
+        << ", asked member left mid-fetch " << r.cache_seeds_peer_failure << "\n";
   }
   if (config.app == SimApp::kP2p) {
     out << "p2p: " << r.p2p_requests << " requests, " << r.p2p_replies << " replies, "

@@ -56,6 +56,15 @@ struct CampaignResult {
   uint64_t lock_seeds_moved_on = 0;  // a view change dropped a holder and granted onward
   uint64_t lock_seeds_lost_hold = 0;
   uint64_t lock_seeds_timeout = 0;
+  // The cache workload: totals, and seeds that reached its rare paths.
+  uint64_t cache_gets = 0;
+  uint64_t cache_peer_hits = 0;
+  uint64_t cache_loads = 0;
+  uint64_t cache_puts = 0;
+  uint64_t cache_stale_refused = 0;
+  uint64_t cache_false_hits = 0;
+  uint64_t cache_seeds_stale_refused = 0;  // a peer's stale value refused by the stamp check
+  uint64_t cache_seeds_peer_failure = 0;   // an asked member left before it replied
   // The point-to-point workload: totals, and seeds where a target left with requests to it.
   uint64_t p2p_requests = 0;
   uint64_t p2p_replies = 0;

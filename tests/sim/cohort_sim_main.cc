@@ -3,6 +3,7 @@
 //   cohort-sim --seeds 1000 --ops 2000 --first-seed 1 --members-max 7 [--threads T]
 //   cohort-sim --seed 42 --ops 2000 --members-max 7 [--bug reorder_cut]   (replay one, verbose)
 //   cohort-sim --app lock --seeds 1000 [--bug grant_before_order]          (the lock workload)
+//   cohort-sim --app cache --seeds 500 [--bug unchecked_peer_reply]        (the cache workload)
 //
 // Ends with `figure` lines; exits 1 when any seed shows a violation.
 #include <CLI/CLI.hpp>
@@ -27,23 +28,26 @@ int main(int argc, char** argv) {
   app.add_option("--members-max", config.members_max, "nodes per seed: 3..K (K <= 12)")
       ->check(CLI::Range(3U, 12U));
   app.add_option("--seed", replay_seed, "replay one seed, verbosely")->check(CLI::PositiveNumber);
-  app.add_option("--bug", bug,
-                 "plant bugs (comma separated): skip_flush, minority_view, deliver_before_order, "
-                 "reorder_cut; with --app lock also grant_before_order, lock_total_order");
+  app.add_option(
+      "--bug", bug,
+      "plant bugs (comma separated): skip_flush, minority_view, deliver_before_order, "
+      "reorder_cut; with --app lock also grant_before_order, lock_total_order; with --app "
+      "cache also unchecked_peer_reply");
   app.add_option("--app", sim_app,
-                 "the members' application: counter (the default), or lock (the lock service "
-                 "on top, with its checker), or p2p (point-to-point requests and replies, "
-                 "checked)")
-      ->check(CLI::IsMember({"counter", "lock", "p2p"}));
+                 "the members' application: counter (the default), lock (the lock service "
+                 "on top, with its checker), p2p (point-to-point requests and replies, "
+                 "checked) or cache (the cooperative cache, with its checker)")
+      ->check(CLI::IsMember({"counter", "lock", "p2p", "cache"}));
   app.add_option("--threads", config.threads, "worker threads (default: hardware concurrency)");
   CLI11_PARSE(app, argc, argv);
 
   if (sim_app == "lock") config.app = SimApp::kLock;
+  if (sim_app == "cache") config.app = SimApp::kCache;
   if (sim_app == "p2p") config.app = SimApp::kP2p;
   std::stringstream names(bug);
   for (std::string one; std::getline(names, one, ',');) {
     if (one.empty() || parse_bug(one, &config.bugs)) continue;
-    if (config.app == SimApp::kLock && parse_app_bug(one, &config.app_bugs)) continue;
+    if (config.app != SimApp::kCounter && parse_app_bug(one, &config.app_bugs)) continue;
     std::cerr << "cohort-sim: unknown bug '" << one
               << "'; use skip_flush, minority_view, deliver_before_order or reorder_cut, or "
                  "grant_before_order or lock_total_order with --app lock\n";

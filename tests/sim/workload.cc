@@ -6,6 +6,8 @@
 #include <ostream>
 #include <sstream>
 
+#include "tests/sim/cache_checker.h"
+#include "tests/sim/cache_sim.h"
 #include "tests/sim/checker.h"
 #include "tests/sim/cluster.h"
 #include "tests/sim/lock_checker.h"
@@ -114,6 +116,9 @@ class Workload {
   // The lock workload (app lock): its checker and the application of every member.
   LockChecker lock_checker_;
   std::unique_ptr<LockSim> lock_;
+  // The cache workload (app cache): likewise.
+  CacheChecker cache_checker_;
+  std::unique_ptr<CacheSim> cache_;
   std::unique_ptr<P2pSim> p2p_;  // app p2p
   SeedResult result_;
 
@@ -153,6 +158,12 @@ Workload::Workload(const SeedConfig& config)
         std::make_unique<LockSim>(cluster_.get(), rng_.fork(), &lock_checker_, bugs,
                                   config.app_bugs.lock_total_order ? Mode::kTotal : Mode::kSafe);
     cluster_->set_hooks(lock_.get());
+  }
+  if (config.app == SimApp::kCache) {
+    cache::CoreBugs bugs;
+    bugs.unchecked_peer_reply = config.app_bugs.unchecked_peer_reply;
+    cache_ = std::make_unique<CacheSim>(cluster_.get(), rng_.fork(), &cache_checker_, bugs);
+    cluster_->set_hooks(cache_.get());
   }
   if (config.app == SimApp::kP2p) {
     p2p_ = std::make_unique<P2pSim>(cluster_.get(), rng_.fork());
@@ -212,6 +223,7 @@ std::string Workload::describe() const {
   }
   if (p_.slow) o << " slow_node=" << p_.slow_node;
   if (lock_) o << " " << lock_->describe();
+  if (cache_) o << " " << cache_->describe();
   return o.str();
 }
 
@@ -256,6 +268,7 @@ SeedResult Workload::run() {
   // Node 0 founds the group; the others ask to join at staggered times.
   c.start(0, /*founder=*/true);
   if (lock_) lock_->start();
+  if (cache_) cache_->start();
   TimeNs t = 0;
   for (NodeId n = 1; n < p_.initial; ++n) {
     t += rng_.between(1, 30) * kMs;
@@ -329,6 +342,19 @@ SeedResult Workload::run() {
     result_.lock_lost_holds = lc.lost_holds;
     result_.lock_moved_on = lock_checker_.moved_on_in_view_change();
   }
+  if (cache_) {
+    cache_checker_.finish(converged_, cache_->gets_unfinished());
+    for (const std::string& v : cache_checker_.violations()) checker_.fail(v);
+    const CacheSim::Counters cc = cache_->final_counters();
+    result_.cache_gets = cache_checker_.gets_checked();
+    result_.cache_peer_hits = cc.peer_hits;
+    result_.cache_loads = cc.loads;
+    result_.cache_puts = cc.puts;
+    result_.cache_waves = cc.waves;
+    result_.cache_stale_refused = cc.stale_replies;
+    result_.cache_false_hits = cc.false_hits;
+    result_.cache_peer_failures = cc.peer_failures;
+  }
   if (p2p_) {
     p2p_->finish(converged_);
     for (const std::string& v : p2p_->violations()) checker_.fail(v);
@@ -358,6 +384,15 @@ SeedResult Workload::run() {
                        << " busy=" << result_.lock_busy << " timed_out=" << result_.lock_timeouts
                        << " lost_holds=" << result_.lock_lost_holds
                        << " moved_on_in_view_change=" << result_.lock_moved_on << "\n";
+    }
+    if (cache_) {
+      *config_.verbose << "cache: gets=" << result_.cache_gets
+                       << " peer_hits=" << result_.cache_peer_hits
+                       << " loads=" << result_.cache_loads << " puts=" << result_.cache_puts
+                       << " waves=" << result_.cache_waves
+                       << " stale_refused=" << result_.cache_stale_refused
+                       << " false_hits=" << result_.cache_false_hits
+                       << " peer_failures=" << result_.cache_peer_failures << "\n";
     }
     for (const std::string& v : result_.violations)
       *config_.verbose << "  violation: " << v << "\n";
@@ -394,6 +429,7 @@ std::vector<NodeId> Workload::running_nodes(bool unpaused_only) const {
 // The lock workload mixes in a few plain messages: the cores must tell them from lock ops.
 void Workload::op_app() {
   if (lock_ && !rng_.chance(0.1) && lock_->op()) return;
+  if (cache_ && !rng_.chance(0.1) && cache_->op()) return;
   if (p2p_ && rng_.chance(0.5) && p2p_->op()) return;
   op_send();
 }
@@ -956,6 +992,7 @@ void Workload::liveness_check() {
     }
   }
   if (done && lock_ && !lock_->quiescent()) done = false;  // every lock released, every queue empty
+  if (done && cache_ && !cache_->quiescent()) done = false;  // every get, load and write ended
   if (done && p2p_ && !p2p_->quiescent()) done = false;    // every request answered
   if (done) {
     converged_ = true;
@@ -1006,6 +1043,8 @@ bool parse_app_bug(std::string_view name, AppBugs* bugs) {
     bugs->grant_before_order = true;
   } else if (name == "lock_total_order") {
     bugs->lock_total_order = true;
+  } else if (name == "unchecked_peer_reply") {
+    bugs->unchecked_peer_reply = true;
   } else {
     return false;
   }
@@ -1016,6 +1055,9 @@ std::string app_bug_names(const AppBugs& bugs) {
   std::string s;
   if (bugs.grant_before_order) s = "grant_before_order";
   if (bugs.lock_total_order) s += std::string(s.empty() ? "" : ",") + "lock_total_order";
+  if (bugs.unchecked_peer_reply) {
+    s += std::string(s.empty() ? "" : ",") + "unchecked_peer_reply";
+  }
   return s;
 }
 
@@ -1024,6 +1066,7 @@ std::string replay_command(const SeedConfig& config) {
                     std::to_string(config.ops) + " --members-max " +
                     std::to_string(config.members_max);
   if (config.app == SimApp::kLock) cmd += " --app lock";
+  if (config.app == SimApp::kCache) cmd += " --app cache";
   if (config.app == SimApp::kP2p) cmd += " --app p2p";
   std::string bugs = bug_names(config.bugs);
   const std::string app_bugs = app_bug_names(config.app_bugs);

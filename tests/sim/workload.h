@@ -15,16 +15,19 @@
 namespace cohort::sim {
 
 // The application every member runs: the counter of sim_app.h alone, the lock service on top of
-// it (lock_sim.h, `--app lock`), or the counter with point-to-point requests (p2p_sim.h,
-// `--app p2p`).
-enum class SimApp : uint8_t { kCounter, kLock, kP2p };
+// it (lock_sim.h, `--app lock`), the counter with point-to-point requests (p2p_sim.h,
+// `--app p2p`), or the cooperative cache (cache_sim.h, `--app cache`).
+enum class SimApp : uint8_t { kCounter, kLock, kP2p, kCache };
 
 // Planted bugs of the application (the lock workload's mutation self-test); production code
 // never has them.
 struct AppBugs {
-  bool grant_before_order = false;  // a member takes a lock its table shows idle, unordered
-  bool lock_total_order = false;    // lock ops in total (non-uniform) order, not safe
-  bool any() const noexcept { return grant_before_order || lock_total_order; }
+  bool grant_before_order = false;    // a member takes a lock its table shows idle, unordered
+  bool lock_total_order = false;      // lock ops in total (non-uniform) order, not safe
+  bool unchecked_peer_reply = false;  // the cache uses a peer's value without its stamp check
+  bool any() const noexcept {
+    return grant_before_order || lock_total_order || unchecked_peer_reply;
+  }
 };
 
 struct SeedConfig {
@@ -71,6 +74,15 @@ struct SeedResult {
   uint64_t lock_timeouts = 0;
   uint64_t lock_lost_holds = 0;  // held locks lost to removal, leave or cut-off
   uint64_t lock_moved_on = 0;    // view changes that dropped a holder and granted onward
+  // The cache workload (app cache): what it did.
+  uint64_t cache_gets = 0;  // gets checked (a value returned)
+  uint64_t cache_peer_hits = 0;
+  uint64_t cache_loads = 0;  // store loads
+  uint64_t cache_puts = 0;
+  uint64_t cache_waves = 0;
+  uint64_t cache_stale_refused = 0;  // peer replies refused by the stamp check
+  uint64_t cache_false_hits = 0;
+  uint64_t cache_peer_failures = 0;
   // The point-to-point workload (app p2p).
   uint64_t p2p_requests = 0;  // accepted by send_request
   uint64_t p2p_replies = 0;   // kReply answers
@@ -86,10 +98,12 @@ std::string bug_names(const membership::PlantedBugs& bugs);
 inline constexpr std::string_view kBugNames[] = {"skip_flush", "minority_view",
                                                  "deliver_before_order", "reorder_cut"};
 
-// The application's planted bugs by name (grant_before_order, lock_total_order).
+// The application's planted bugs by name (grant_before_order, lock_total_order,
+// unchecked_peer_reply).
 bool parse_app_bug(std::string_view name, AppBugs* bugs);
 std::string app_bug_names(const AppBugs& bugs);
 inline constexpr std::string_view kAppBugNames[] = {"grant_before_order", "lock_total_order"};
+inline constexpr std::string_view kCacheBugNames[] = {"unchecked_peer_reply"};
 
 // The one command that replays `config` exactly.
 std::string replay_command(const SeedConfig& config);

@@ -1,0 +1,431 @@
+// One member's side of the cooperative cache (cache_core.h), several of them over a perfect
+// little group: one total order that each member delivers when told, point-to-point messages
+// held in a queue until handed over, and a map for the store.
+#include "apps/cache/cache_core.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+
+namespace cohort::cache {
+namespace {
+
+struct Msg {
+  MemberUid sender;
+  std::vector<std::byte> bytes;
+  DeliveryMode mode;
+};
+
+struct Peer {
+  bool reply = false;
+  size_t from = 0;
+  size_t to = 0;
+  uint64_t id = 0;
+  std::vector<std::byte> bytes;
+};
+
+struct Group {
+  std::vector<CacheCore> cores;
+  std::vector<MemberUid> members;
+  std::vector<Msg> order;
+  std::vector<size_t> delivered;
+  std::deque<Peer> peer;
+  std::map<std::string, std::string> store;
+  std::vector<std::pair<size_t, StoreWork>> work;
+  std::vector<std::vector<GetDone>> done;
+  std::vector<std::vector<WriteDone>> writes;
+  uint64_t loads = 0;
+  uint64_t view = 1;
+
+  explicit Group(size_t n, CoreOptions options = {}) {
+    for (size_t i = 0; i < n; ++i) {
+      cores.emplace_back(options);
+      cores.back().set_self(MemberUid{static_cast<uint32_t>(i), 1});
+      members.push_back(MemberUid{static_cast<uint32_t>(i), 1});
+    }
+    delivered.assign(n, 0);
+    done.resize(n);
+    writes.resize(n);
+    // The founder alone, then everyone restored from its snapshot: all ready.
+    const MemberUid first[] = {members[0]};
+    cores[0].on_view(first);
+    const auto snap = cores[0].snapshot();
+    for (size_t i = 1; i < n; ++i) EXPECT_TRUE(cores[i].restore(snap));
+    for (CacheCore& c : cores) c.on_view(members);
+  }
+  size_t index(MemberUid m) const {
+    for (size_t i = 0; i < members.size(); ++i) {
+      if (members[i] == m) return i;
+    }
+    ADD_FAILURE() << "no member " << m.node;
+    return 0;
+  }
+  void flush(size_t i) {
+    CacheCore::Transport t;
+    t.send = [this, i](std::span<const std::byte> b, DeliveryMode mode) {
+      order.push_back(Msg{members[i], {b.begin(), b.end()}, mode});
+      return SendStatus::kOk;
+    };
+    t.request = [this, i](MemberUid to, uint64_t id, std::span<const std::byte> b) {
+      peer.push_back(Peer{false, i, index(to), id, {b.begin(), b.end()}});
+      return SendStatus::kOk;
+    };
+    t.reply = [this, i](MemberUid to, uint64_t id, std::span<const std::byte> b) {
+      peer.push_back(Peer{true, i, index(to), id, {b.begin(), b.end()}});
+    };
+    cores[i].flush(t);
+    collect(i);
+  }
+  void collect(size_t i) {
+    for (GetDone& d : cores[i].take_gets_done()) done[i].push_back(std::move(d));
+    for (WriteDone& w : cores[i].take_writes_done()) writes[i].push_back(std::move(w));
+    for (StoreWork& w : cores[i].take_store_work()) work.emplace_back(i, std::move(w));
+  }
+  void flush_all() {
+    for (size_t i = 0; i < cores.size(); ++i) flush(i);
+  }
+  void deliver(size_t i) {
+    for (; delivered[i] < order.size(); ++delivered[i]) {
+      const Msg& m = order[delivered[i]];
+      cores[i].on_deliver(m.bytes, m.sender, view, delivered[i] + 1, m.mode);
+      collect(i);
+    }
+  }
+  void deliver_all() {
+    for (size_t i = 0; i < cores.size(); ++i) deliver(i);
+  }
+  // Hands over the oldest point-to-point message.
+  bool peer_one() {
+    if (peer.empty()) return false;
+    Peer p = std::move(peer.front());
+    peer.pop_front();
+    if (p.reply) {
+      cores[p.to].on_reply(p.id, p.bytes, false);
+    } else {
+      cores[p.to].on_request(members[p.from], p.id, p.bytes);
+    }
+    collect(p.to);
+    return true;
+  }
+  void store_one(size_t k = 0) {
+    auto [i, w] = work[k];
+    work.erase(work.begin() + static_cast<std::ptrdiff_t>(k));
+    if (w.kind == StoreWork::Kind::kLoad) {
+      loads++;
+      auto it = store.find(w.key);
+      if (it == store.end()) {
+        cores[i].load_done(w.id, LoadStatus::kNotFound, {});
+      } else {
+        cores[i].load_done(w.id, LoadStatus::kOk, it->second);
+      }
+    } else if (w.kind == StoreWork::Kind::kStore) {
+      store[w.key] = w.value;
+      cores[i].write_done(w.id, true);
+    } else {
+      store.erase(w.key);
+      cores[i].write_done(w.id, true);
+    }
+    collect(i);
+  }
+  // Runs everything to quiescence.
+  void settle() {
+    for (int round = 0; round < 1000; ++round) {
+      flush_all();
+      bool any = false;
+      while (peer_one()) any = true;
+      if (delivered != std::vector<size_t>(cores.size(), order.size())) any = true;
+      deliver_all();
+      while (!work.empty()) {
+        store_one();
+        any = true;
+      }
+      flush_all();
+      if (!any && peer.empty() && work.empty()) return;
+    }
+    ADD_FAILURE() << "did not settle";
+  }
+  // A get at member i: the value if it ended (at once or after settle()).
+  GetDone get(size_t i, std::string_view key, bool settle_after = true) {
+    GetDone d;
+    const uint64_t id = cores[i].get(key, &d);
+    if (id == 0) return d;
+    if (settle_after) settle();
+    for (const GetDone& g : done[i]) {
+      if (g.get == id) return g;
+    }
+    d.status = CacheStatus::kTimedOut;  // stands for "not ended"
+    return d;
+  }
+};
+
+TEST(CacheCore, ConcurrentMissesLoadOnceAndPeersServeTheRest) {
+  Group g(3);
+  g.store["k"] = "v0";
+  GetDone d;
+  const uint64_t a = g.cores[0].get("k", &d);
+  const uint64_t b = g.cores[1].get("k", &d);
+  const uint64_t c = g.cores[2].get("k", &d);
+  ASSERT_NE(a * b * c, 0U);
+  g.settle();
+  EXPECT_EQ(g.loads, 1U) << "three concurrent misses, one store load in the group";
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_EQ(g.done[i].size(), 1U);
+    EXPECT_EQ(g.done[i][0].status, CacheStatus::kOk);
+    EXPECT_EQ(g.done[i][0].value, "v0");
+  }
+  uint64_t peer_hits = 0;
+  for (const CacheCore& c2 : g.cores) peer_hits += c2.counters().peer_hits;
+  EXPECT_EQ(peer_hits, 2U);
+  // Now everyone holds it: local hits, no traffic.
+  const GetDone again = g.get(1, "k", false);
+  EXPECT_EQ(again.status, CacheStatus::kOk);
+  EXPECT_EQ(again.source, CacheSource::kLocal);
+  EXPECT_EQ(g.cores[0].directory().find("k")->holders.size(), 3U);
+}
+
+TEST(CacheCore, ALaterMissFetchesFromAHolder) {
+  Group g(3);
+  g.store["k"] = "v0";
+  EXPECT_EQ(g.get(0, "k").source, CacheSource::kStore);
+  const GetDone d = g.get(2, "k");
+  EXPECT_EQ(d.status, CacheStatus::kOk);
+  EXPECT_EQ(d.source, CacheSource::kPeer);
+  EXPECT_EQ(d.value, "v0");
+  EXPECT_EQ(g.loads, 1U);
+}
+
+TEST(CacheCore, NotFoundIsSharedToo) {
+  Group g(2);
+  const GetDone d = g.get(0, "missing");
+  EXPECT_EQ(d.status, CacheStatus::kNotFound);
+  EXPECT_EQ(d.source, CacheSource::kStore);
+}
+
+TEST(CacheCore, PutWritesThroughAndNoMemberServesTheOldValueAfterward) {
+  Group g(3);
+  g.store["k"] = "v0";
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(g.get(i, "k").value, "v0");
+  CacheStatus s;
+  const uint64_t w = g.cores[1].put("k", "v1", &s);
+  ASSERT_NE(w, 0U);
+  g.settle();
+  EXPECT_EQ(g.store["k"], "v1");
+  ASSERT_EQ(g.writes[1].size(), 1U);
+  EXPECT_EQ(g.writes[1][0].status, CacheStatus::kOk);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(g.get(i, "k").value, "v1") << "member " << i;
+  EXPECT_EQ(g.loads, 2U);
+  EXPECT_EQ(g.cores[1].remove("k", &s), 2U);
+  g.settle();
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(g.get(i, "k").status, CacheStatus::kNotFound);
+}
+
+// The race the stamps exist for: a holder answers before it delivers a write; the asker
+// delivers the write before the answer arrives.
+void stale_reply_race(bool bug, std::string* got, uint64_t* stale) {
+  CoreOptions options;
+  options.bugs.unchecked_peer_reply = bug;
+  Group g(3, options);
+  g.store["k"] = "v0";
+  EXPECT_EQ(g.get(1, "k").value, "v0");  // member 1 holds it
+  GetDone d;
+  const uint64_t id = g.cores[0].get("k", &d);
+  ASSERT_NE(id, 0U);
+  g.flush(0);
+  ASSERT_TRUE(g.peer_one());  // the request reaches member 1 ...
+  g.flush(1);                 // ... which answers v0; the answer waits in the queue
+  CacheStatus s;
+  g.cores[2].put("k", "v1", &s);
+  g.flush(2);
+  g.store_one();
+  g.flush(2);
+  g.deliver(0);               // member 0 delivers the write; member 1 has not yet
+  ASSERT_TRUE(g.peer_one());  // the old answer arrives
+  g.settle();
+  for (const GetDone& x : g.done[0]) {
+    if (x.get == id) *got = x.value;
+  }
+  *stale = g.cores[0].counters().stale_replies;
+}
+
+TEST(CacheCore, AnAnswerStampedBeforeADeliveredWriteIsRefused) {
+  std::string got;
+  uint64_t stale = 0;
+  stale_reply_race(false, &got, &stale);
+  EXPECT_EQ(got, "v1");
+  EXPECT_EQ(stale, 1U);
+  stale_reply_race(true, &got, &stale);  // the planted bug serves it
+  EXPECT_EQ(got, "v0");
+}
+
+TEST(CacheCore, ALoadThatRacesAWriteIsDoneAgain) {
+  Group g(2);
+  g.store["k"] = "v0";
+  GetDone d;
+  const uint64_t id = g.cores[0].get("k", &d);
+  g.flush(0);
+  g.deliver_all();  // the claim: member 0 loads
+  ASSERT_EQ(g.work.size(), 1U);
+  // The load reads v0 ... then a write lands and its invalidation is delivered before the load
+  // returns.
+  const auto [who, load] = g.work.front();
+  g.work.clear();
+  g.store["k"] = "v1";
+  CacheStatus s;
+  g.cores[1].invalidate("k", &s);
+  g.flush(1);
+  g.deliver_all();
+  g.cores[0].load_done(load.id, LoadStatus::kOk, "v0");
+  g.collect(0);
+  g.settle();
+  ASSERT_EQ(g.done[0].size(), 1U);
+  EXPECT_EQ(g.done[0][0].get, id);
+  EXPECT_EQ(g.done[0][0].value, "v1");
+  EXPECT_EQ(g.cores[0].counters().reloads, 1U);
+}
+
+TEST(CacheCore, ALoaderThatLeavesCostsARetryNotAWrongValue) {
+  Group g(3);
+  g.store["k"] = "v0";
+  GetDone d;
+  g.cores[0].get("k", &d);
+  g.flush(0);
+  g.deliver_all();  // member 0 won the claim and loads
+  ASSERT_EQ(g.work.size(), 1U);
+  const uint64_t b = g.cores[1].get("k", &d);
+  g.flush(1);
+  ASSERT_TRUE(g.peer_one());  // member 1's request waits at member 0 for its load
+  // Member 0 crashes: the view without it fails member 1's request.
+  g.work.clear();
+  const std::vector<MemberUid> rest = {g.members[1], g.members[2]};
+  g.cores[1].on_view(rest);
+  g.cores[2].on_view(rest);
+  g.cores[1].on_reply(1, {}, true);
+  g.collect(1);
+  g.members.erase(g.members.begin());
+  g.cores.erase(g.cores.begin());
+  g.done.erase(g.done.begin());
+  g.writes.erase(g.writes.begin());
+  g.delivered.erase(g.delivered.begin());
+  g.peer.clear();
+  g.settle();
+  ASSERT_EQ(g.done[0].size(), 1U);
+  EXPECT_EQ(g.done[0][0].get, b);
+  EXPECT_EQ(g.done[0][0].value, "v0");
+  EXPECT_EQ(g.cores[0].counters().peer_failures, 1U);
+  EXPECT_EQ(g.cores[0].counters().claims_won, 1U);
+}
+
+TEST(CacheCore, AnEvictedHolderIsAFalseHitCountedAndTheGetGoesOn) {
+  CoreOptions small;
+  small.capacity_bytes = 2 * (LruStore::kEntryOverheadBytes + 4);  // two small entries
+  Group g(2, small);
+  g.store = {{"a", "1"}, {"b", "2"}, {"c", "3"}};
+  EXPECT_EQ(g.get(0, "a").value, "1");
+  // Member 0 loads b and c: a is evicted; its drop is queued but not yet sent.
+  GetDone d;
+  g.cores[0].get("b", &d);
+  g.cores[0].get("c", &d);
+  g.flush(0);
+  g.deliver_all();
+  while (!g.work.empty()) g.store_one();
+  EXPECT_EQ(g.cores[0].lru().peek("a"), nullptr);
+  EXPECT_EQ(g.cores[0].lru().size(), 2U);
+  // Member 1's directory still lists member 0 for a.
+  ASSERT_NE(g.cores[1].directory().find("a"), nullptr);
+  const uint64_t id = g.cores[1].get("a", &d);
+  g.flush(1);
+  ASSERT_TRUE(g.peer_one());
+  g.flush(0);  // its miss, and its drop of a (ordered, not yet delivered)
+  ASSERT_TRUE(g.peer_one());
+  g.settle();
+  EXPECT_EQ(g.cores[1].counters().false_hits, 1U);
+  bool ok = false;
+  for (const GetDone& x : g.done[1]) ok |= x.get == id && x.value == "1";
+  EXPECT_TRUE(ok);
+  EXPECT_EQ(g.cores[0].directory().find("a")->holders, std::vector<MemberUid>{g.members[1]});
+}
+
+TEST(CacheCore, ACutOffMemberForgetsItsValuesAndReadsTheStore) {
+  Group g(3);
+  g.store["k"] = "v0";
+  EXPECT_EQ(g.get(0, "k").value, "v0");
+  g.cores[0].on_event(GroupEvent::kCutOff);
+  EXPECT_EQ(g.cores[0].lru().size(), 0U);
+  g.store["k"] = "v1";  // written by the majority, whose invalidation this member never sees
+  const GetDone d = g.get(0, "k");
+  EXPECT_EQ(d.value, "v1");
+  EXPECT_EQ(d.source, CacheSource::kStore);
+  EXPECT_EQ(g.cores[0].counters().direct_loads, 1U);
+  EXPECT_EQ(g.cores[0].lru().size(), 0U);  // not cached while cut off
+  g.cores[0].on_event(GroupEvent::kRemoved);
+  EXPECT_EQ(g.get(0, "k").status, CacheStatus::kNotMember);
+}
+
+TEST(CacheCore, MalformedAndForeignBytesNeverHurt) {
+  Group g(2);
+  const std::vector<std::byte> foreign = {std::byte{'h'}, std::byte{'i'}};
+  EXPECT_FALSE(g.cores[0].on_deliver(foreign, g.members[1], 1, 1, DeliveryMode::kTotal));
+  EXPECT_FALSE(g.cores[0].on_request(g.members[1], 9, foreign));
+  EXPECT_FALSE(g.cores[0].on_reply(12345, foreign, false));  // not its request
+  auto inv = encode_invalidate(1, "k");
+  inv.push_back(std::byte{0});
+  EXPECT_TRUE(g.cores[0].on_deliver(inv, g.members[1], 1, 1, DeliveryMode::kSafe));
+  // A good invalidation in the wrong mode is dropped alike everywhere.
+  EXPECT_TRUE(
+      g.cores[0].on_deliver(encode_invalidate(1, "k"), g.members[1], 1, 2, DeliveryMode::kTotal));
+  EXPECT_EQ(g.cores[0].directory().version("k"), Stamp{});
+  auto req = encode_request("k");
+  req.pop_back();
+  EXPECT_TRUE(g.cores[0].on_request(g.members[1], 9, req));  // answered, so the asker moves on
+  EXPECT_EQ(g.cores[0].counters().malformed, 3U);
+  EXPECT_TRUE(g.cores[0].has_output());
+}
+
+TEST(CacheCore, AJoinerRestoresTheDirectoryAndItsVersions) {
+  Group g(2);
+  g.store["k"] = "v0";
+  EXPECT_EQ(g.get(0, "k").value, "v0");
+  CacheStatus s;
+  g.cores[1].put("j", "x", &s);
+  g.settle();
+  CacheCore joiner;
+  joiner.set_self(MemberUid{7, 1});
+  std::vector<MemberUid> next = g.members;
+  next.push_back(MemberUid{7, 1});
+  joiner.on_view(next);
+  GetDone d;
+  EXPECT_EQ(joiner.get("k", &d), 0U);
+  EXPECT_EQ(d.status, CacheStatus::kNotMember) << "not ready before its restore";
+  ASSERT_TRUE(joiner.restore(g.cores[0].snapshot()));
+  EXPECT_TRUE(joiner.directory() == g.cores[0].directory());
+  EXPECT_EQ(joiner.directory().version("j"), g.cores[0].directory().version("j"));
+  EXPECT_TRUE(joiner.ready());
+}
+
+std::string key_of(int i) {
+  std::string k = std::to_string(i);
+  k.insert(k.begin(), 'k');
+  return k;
+}
+
+TEST(CacheCore, DirectoryTrafficIsBatchedAndCounted) {
+  Group g(2);
+  for (int i = 0; i < 300; ++i) g.store[key_of(i)].assign(1, 'v');
+  GetDone d;
+  for (int i = 0; i < 300; ++i) g.cores[0].get(key_of(i), &d);
+  g.flush(0);
+  // 300 claims in one burst: three messages of up to 128 entries.
+  EXPECT_EQ(g.cores[0].counters().dir_messages_sent, 3U);
+  EXPECT_EQ(g.cores[0].counters().dir_entries_sent, 300U);
+  g.settle();
+  EXPECT_EQ(g.done[0].size(), 300U);
+  EXPECT_EQ(g.loads, 300U);
+  const CacheCounters c = g.cores[1].counters();
+  EXPECT_EQ(c.dir_messages_received, g.cores[0].counters().dir_messages_sent);
+  EXPECT_EQ(c.dir_bytes_received, g.cores[0].counters().dir_bytes_sent);
+  EXPECT_EQ(c.directory_keys, 300U);
+}
+
+}  // namespace
+}  // namespace cohort::cache

@@ -1,0 +1,106 @@
+// The cache service on a real group (include/cohort/cache.h): members in this process over shm
+// in a private folder, each on its own thread, with a shared directory-of-files store. A miss
+// loads once and peers serve the rest; a put is seen by every member once ordered; a joiner
+// restores the directory and fetches from a peer; the stats page appears beside the group's.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "cohort/cache.h"
+#include "cohort/stats.h"
+
+namespace cohort {
+namespace {
+
+using std::chrono::milliseconds;
+
+struct Folder {
+  std::string path;
+  Folder() {
+    char t[] = "/dev/shm/cohort-cache-test-XXXXXX";
+    const char* p = mkdtemp(t);
+    path = p != nullptr ? p : "";
+  }
+  ~Folder() {
+    std::error_code ec;
+    if (!path.empty()) std::filesystem::remove_all(path, ec);
+  }
+};
+
+template <typename F>
+bool eventually(F done, milliseconds limit = milliseconds(10'000)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  return true;
+}
+
+std::unique_ptr<CacheService> member(const Folder& f, uint32_t node, bool bootstrap) {
+  GroupOptions o;
+  o.name = "cache";
+  o.shm_dir = f.path;
+  o.node = node;
+  o.slots = 4;
+  o.bootstrap = bootstrap;
+  o.log_bytes = 1 << 20;
+  o.threading = "shared";
+  CacheServiceOptions co;
+  auto loader = make_file_loader(f.path + "/store");
+  EXPECT_TRUE(loader.ok());
+  co.loader = std::move(*loader);
+  auto s = CacheService::create(o, std::move(co));
+  EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message());
+  if (!s.ok()) return nullptr;
+  EXPECT_TRUE((*s)->group().start().ok());
+  EXPECT_TRUE(eventually([&] { return (*s)->group().in_view(); }));
+  return std::move(*s);
+}
+
+TEST(CacheService, MembersShareLoadsAndSeeEveryOrderedWrite) {
+  Folder f;
+  ASSERT_FALSE(f.path.empty());
+  auto a = member(f, 0, true);
+  auto b = member(f, 1, false);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(eventually([&] { return a->group().stats().view_members == 2; }));
+  ASSERT_EQ(a->put("k", "v1", milliseconds(5000)), CacheStatus::kOk);
+  const CacheResult ra = a->get("k", milliseconds(5000));
+  EXPECT_EQ(ra.status, CacheStatus::kOk);
+  EXPECT_EQ(ra.value, "v1");
+  EXPECT_EQ(ra.source, CacheSource::kStore);
+  // b finds a in the directory once a's announcement is delivered there.
+  CacheResult rb;
+  ASSERT_TRUE(eventually([&] {
+    rb = b->get("k", milliseconds(5000));
+    return rb.status == CacheStatus::kOk && rb.source != CacheSource::kStore;
+  })) << cache_source_name(rb.source);
+  EXPECT_EQ(rb.value, "v1");
+  EXPECT_EQ(b->get("k", milliseconds(5000)).source, CacheSource::kLocal);
+  // A put at b: once it returns, b never serves v1; a stops as soon as it delivers it.
+  ASSERT_EQ(b->put("k", "v2", milliseconds(5000)), CacheStatus::kOk);
+  EXPECT_EQ(b->get("k", milliseconds(5000)).value, "v2");
+  ASSERT_TRUE(eventually([&] { return a->get("k", milliseconds(5000)).value == "v2"; }));
+  EXPECT_EQ(a->get("nope", milliseconds(5000)).status, CacheStatus::kNotFound);
+  EXPECT_EQ(a->get("", milliseconds(5000)).status, CacheStatus::kInvalid);
+  // A joiner restores the directory and fetches from a peer.
+  auto c = member(f, 2, false);
+  ASSERT_TRUE(c);
+  const CacheResult rc = c->get("k", milliseconds(5000));
+  EXPECT_EQ(rc.value, "v2");
+  EXPECT_EQ(rc.source, CacheSource::kPeer);
+  const CacheCounters ca = a->counters();
+  EXPECT_GE(ca.peer_served, 1U);
+  EXPECT_GE(ca.dir_messages_sent, 1U);
+  EXPECT_TRUE(std::filesystem::exists(f.path + "/cache/cache-m0.page"));
+  c.reset();
+  b.reset();
+  a.reset();
+}
+
+}  // namespace
+}  // namespace cohort
