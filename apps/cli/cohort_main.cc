@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
       {"--cut-after-ms", "fault.cut_after_ms", "the partition starts this long after start"},
       {"--cut-for-ms", "fault.cut_for_ms", "and lasts this long (0: to the end)"},
       {"--idle", "runtime.idle_policy", "busy | spin_yield | backoff"},
+      {"--idle-spins", "runtime.idle_spins", "idle polls spinning before a yield (-1: default)"},
       {"--rate", "node.rate", "messages per second to send (0: none)"},
       {"--size", "node.size", "message bytes, 24..4096"},
       {"--mode", "node.mode", "fifo | total | safe"},

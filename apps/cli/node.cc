@@ -267,6 +267,8 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
                "silence before a member is suspected", 1000)
       .add_string("runtime.idle_policy", d.idle, "the member thread's idle policy",
                   {"busy", "spin_yield", "backoff"})
+      .add_int("runtime.idle_spins", d.idle_spins,
+               "idle polls spinning before the first yield (-1: the policy's own)", -1)
       .add_int("node.rate", static_cast<int64_t>(d.rate), "messages per second to send", 0)
       .add_int("node.size", d.size, "message bytes", 24, 4096)
       .add_string("node.mode", d.mode, "delivery mode of the messages sent",
@@ -322,6 +324,7 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
   o.heartbeat_us = static_cast<uint64_t>(c.get_int("group.heartbeat_us"));
   o.suspect_us = static_cast<uint64_t>(c.get_int("group.suspect_us"));
   o.idle = c.get_string("runtime.idle_policy");
+  o.idle_spins = static_cast<int32_t>(c.get_int("runtime.idle_spins"));
   o.rate = static_cast<uint64_t>(c.get_int("node.rate"));
   o.size = static_cast<uint32_t>(c.get_int("node.size"));
   o.mode = c.get_string("node.mode");
@@ -387,6 +390,7 @@ int run_node(const NodeOptions& o) {
   go.faults.cut_after_ms = o.cut_after_ms;
   if (o.cut_for_ms != 0) go.faults.cut_for_ms = o.cut_for_ms;
   go.idle = o.idle;
+  go.idle_spins = o.idle_spins;
   go.heartbeat_interval_us = o.heartbeat_us;
   go.suspect_timeout_us = o.suspect_us;
   // Creates and starts the Group; a rejoin makes a new one (a new incarnation).

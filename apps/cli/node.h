@@ -18,6 +18,7 @@ struct NodeOptions {
   bool bootstrap = false;
   std::string shm_dir;
   std::string idle = "backoff";
+  int32_t idle_spins = -1;     // GroupOptions::idle_spins
   uint64_t rate = 1000;        // messages per second this member sends (0: none)
   uint32_t size = 64;          // payload bytes, at least 24
   std::string mode = "total";  // fifo | total | safe

@@ -61,12 +61,19 @@ struct LockService::Impl final : GroupListener {
     std::vector<std::pair<LockCallback, LockResult>> callbacks;
     std::vector<LockGrant> lost;
     GroupEvent why = GroupEvent::kRemoved;
+    bool wake_waiters = false;  // a blocking caller's request ended
+    bool wake_timer = false;    // the timer thread must wait differently (a retry, a deadline)
   };
 
   LockServiceOptions options;
   std::unique_ptr<Group> group;
   mutable std::mutex mu;
-  std::condition_variable cv;  // waiters and the timer thread
+  // Blocking callers wait on waiters_cv, the timer thread on timer_cv; each is woken only when
+  // it has something to do. (Waking the timer thread at every delivery cost the contended lock
+  // benchmark a thread switch per op: 3 member processes share 2 cpus there.)
+  std::condition_variable waiters_cv;
+  std::condition_variable timer_cv;
+  uint64_t timer_until = 0;  // when the timer thread wakes by itself (ns); 0: only when woken
   LockCore core;
   std::map<uint64_t, Pending> pending;
   bool stopping = false;
@@ -77,7 +84,8 @@ struct LockService::Impl final : GroupListener {
       std::lock_guard<std::mutex> g(mu);
       stopping = true;
     }
-    cv.notify_all();
+    waiters_cv.notify_all();
+    timer_cv.notify_all();
     if (timer.joinable()) timer.join();
   }
 
@@ -88,7 +96,11 @@ struct LockService::Impl final : GroupListener {
     core.flush([this](std::span<const std::byte> bytes) {
       return group->send(bytes, DeliveryMode::kSafe);
     });
-    if (core.has_outbox()) cv.notify_all();  // the timer thread retries
+    // The timer thread retries refused sends, and must wake for a deadline sooner than its own.
+    const uint64_t deadline = core.next_deadline();
+    if (core.has_outbox() || (deadline != 0 && (timer_until == 0 || deadline < timer_until))) {
+      work->wake_timer = true;
+    }
     for (const CoreEvent& e : core.events()) {
       LockResult r;
       r.status = e.status;
@@ -102,6 +114,7 @@ struct LockService::Impl final : GroupListener {
       if (it->second.waiter) {
         it->second.waiter->done = true;
         it->second.waiter->result = r;
+        work->wake_waiters = true;
       } else if (it->second.done) {
         work->callbacks.emplace_back(std::move(it->second.done), std::move(r));
       }
@@ -111,7 +124,8 @@ struct LockService::Impl final : GroupListener {
   }
 
   void run(Work& work) {
-    cv.notify_all();
+    if (work.wake_waiters) waiters_cv.notify_all();
+    if (work.wake_timer) timer_cv.notify_one();
     for (auto& [done, result] : work.callbacks) done(result);
     if (!work.lost.empty() && options.on_lost) options.on_lost(work.lost, work.why);
   }
@@ -202,13 +216,16 @@ struct LockService::Impl final : GroupListener {
     std::unique_lock<std::mutex> lk(mu);
     while (!stopping) {
       const uint64_t deadline = core.next_deadline();
+      const uint64_t now = now_ns();
       if (core.has_outbox()) {
-        cv.wait_for(lk, kRetryFull);
+        timer_until = now + static_cast<uint64_t>(std::chrono::nanoseconds(kRetryFull).count());
+        timer_cv.wait_for(lk, kRetryFull);
       } else if (deadline != 0) {
-        const uint64_t now = now_ns();
-        if (deadline > now) cv.wait_for(lk, std::chrono::nanoseconds(deadline - now));
+        timer_until = deadline;
+        if (deadline > now) timer_cv.wait_for(lk, std::chrono::nanoseconds(deadline - now));
       } else {
-        cv.wait(lk);
+        timer_until = 0;
+        timer_cv.wait(lk);
       }
       if (stopping) break;
       core.expire(now_ns());
@@ -230,8 +247,8 @@ struct LockService::Impl final : GroupListener {
     const auto deadline = Clock::now() + timeout;
     const auto done = [&] { return w->done; };
     if (timeout.count() <= 0) {
-      cv.wait(lk, done);
-    } else if (!cv.wait_until(lk, deadline, done)) {
+      waiters_cv.wait(lk, done);
+    } else if (!waiters_cv.wait_until(lk, deadline, done)) {
       // Still waiting (a grant would have set `done` under this same mutex): withdraw it from
       // every queue; the grant, if it comes first in the order, is released by the withdraw.
       const bool withdrawn = core.withdraw(request);
@@ -321,7 +338,7 @@ LockStatus LockService::acquire_async(std::string_view name, LockMode mode, Lock
     s.pending[request].done = std::move(done);
     s.settle(&work);
   }
-  s.run(work);  // also wakes the timer thread for the new deadline
+  s.run(work);  // also wakes the timer thread for a new, sooner deadline
   return status;
 }
 

@@ -75,6 +75,7 @@ int run_member(const Args& a) {
   go.bootstrap = a.has("--bootstrap");
   go.shm_dir = a.get("--shm-dir");
   go.idle = a.get("--idle", "backoff");
+  go.idle_spins = std::stoi(a.get("--idle-spins", "-1"));
   go.threading = "shared";
   const uint32_t members = static_cast<uint32_t>(std::stoul(a.get("--members", "2")));
   const std::string role = a.get("--role", "idle");
@@ -260,7 +261,8 @@ int run_etcd(const Args& a) {
   std::atomic<uint64_t> grants{0};
   std::atomic<int> failures{0};
   std::vector<cohort::Histogram> hists;
-  for (int i = 0; i < clients; ++i) hists.push_back(cohort::Histogram::create(10'000'000'000ULL, 3).value());
+  for (int i = 0; i < clients; ++i)
+    hists.push_back(cohort::Histogram::create(10'000'000'000ULL, 3).value());
   const uint64_t start = mono_ns();
   std::vector<std::thread> threads;
   for (int i = 0; i < clients; ++i) {

@@ -149,6 +149,10 @@ struct GroupOptions {
   uint64_t heartbeat_interval_us = 10'000;
   uint64_t suspect_timeout_us = 100'000;
   std::string idle = "backoff";  // busy | spin_yield | backoff (DESIGN.md principle 5)
+  // Idle polls spent spinning before the first yield (spin_yield, backoff); -1: the policy's
+  // own, 0 for spin_yield (it yields at once: it is the policy for members sharing cpus, where
+  // a spinner holds a cpu that a member with work needs) and 2000 for backoff.
+  int32_t idle_spins = -1;
   // shared | dedicated | auto: dedicated when the machine has at least 4 cores.
   std::string threading = "auto";
   // udp, dpdk, rdma: "a.b.c.d:port" of every member, member i being entry i; slots is their
