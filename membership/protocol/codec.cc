@@ -44,12 +44,16 @@ bool get_record_head(Reader& r, RecordHead* head) {
 }
 
 void put_data(Writer& w, const DataBody& d) {
-  w.u8(d.rank);
-  w.u8(static_cast<uint8_t>(d.mode));
-  w.u32(d.sseq);
-  w.u64(d.gseq_inline);
-  w.u32(static_cast<uint32_t>(d.payload.size()));
-  w.bytes(d.payload);
+  // rank u8, mode u8, sseq u32, gseq_inline u64, length u32, payload (little endian, as the
+  // Writer's fields): filled in place, since every message sent passes here.
+  const auto length = static_cast<uint32_t>(d.payload.size());
+  std::byte* p = w.grow(18 + size_t{length});
+  p[0] = static_cast<std::byte>(d.rank);
+  p[1] = static_cast<std::byte>(d.mode);
+  std::memcpy(p + 2, &d.sseq, 4);
+  std::memcpy(p + 6, &d.gseq_inline, 8);
+  std::memcpy(p + 14, &length, 4);
+  if (length != 0) std::memcpy(p + 18, d.payload.data(), length);
 }
 
 bool get_data_entry(Reader& r, DataBody* d) {

@@ -133,6 +133,13 @@ class Writer {
   void u64(uint64_t v) { raw(&v, 8); }
   void bytes(std::span<const std::byte> b) { raw(b.data(), b.size()); }
   size_t size() const { return out_->size(); }
+  // `n` more bytes at the end, to be filled by the caller (one growth for a whole entry on
+  // the send path, rather than one per field).
+  std::byte* grow(size_t n) {
+    const size_t at = out_->size();
+    out_->resize(at + n);
+    return out_->data() + at;
+  }
 
  private:
   void raw(const void* p, size_t n) {
