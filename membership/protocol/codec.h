@@ -143,8 +143,7 @@ class Writer {
 
  private:
   void raw(const void* p, size_t n) {
-    const auto* b = static_cast<const std::byte*>(p);
-    out_->insert(out_->end(), b, b + n);
+    if (n != 0) std::memcpy(grow(n), p, n);
   }
   std::vector<std::byte>* out_;
 };
