@@ -41,7 +41,11 @@ sleep 2
 kill -9 "${pids[2]}"
 status=0
 for i in 0 1; do
-  if ! wait "${pids[$i]}"; then status=1; fi
+  if ! wait "${pids[$i]}"; then
+    status=1
+    echo "cache_redis_test: worker $i failed; the end of its stderr:" >&2
+    tail -n 20 "$dir/w$i.err" >&2
+  fi
 done
 cat "$dir/w0.out" "$dir/w1.out"
 grep -h STALE "$dir"/w*.err >&2 || true
@@ -50,6 +54,10 @@ late0=$(awk '{print $6}' "$dir/w0.out")
 late1=$(awk '{print $6}' "$dir/w1.out")
 if [[ -z "$late0" || -z "$late1" || "$late0" -eq 0 || "$late1" -eq 0 ]]; then
   echo "cache_redis_test: a survivor stopped serving after the kill" >&2
+  for i in 0 1; do
+    echo "cache_redis_test: the end of worker $i's stderr:" >&2
+    tail -n 20 "$dir/w$i.err" >&2
+  done
   status=1
 fi
 echo "cache_redis_test: 3 members over shm + redis, n2 SIGKILLed at 2.3 s: $summary: $([[ $status -eq 0 ]] && echo ok || echo FAILED)"

@@ -39,6 +39,14 @@ struct Floors final : cohort::GroupListener {
     uint64_t& f = floor[key];
     if (n > f) f = n;
   }
+  // Views and events go to stderr, which the test prints when a worker fails.
+  void on_view(const cohort::ViewInfo& v) override {
+    std::fprintf(stderr, "view %llu members %zu departed %zu\n",
+                 static_cast<unsigned long long>(v.id), v.members.size(), v.departed.size());
+  }
+  void on_event(cohort::GroupEvent e) override {
+    std::fprintf(stderr, "event %s\n", cohort::group_event_name(e));
+  }
   uint64_t of(const std::string& key) {
     std::lock_guard<std::mutex> g(mu);
     auto it = floor.find(key);
@@ -111,7 +119,10 @@ int main(int argc, char** argv) {
     }
     const uint64_t floor = floors.of(key);
     const cohort::CacheResult r = s.get(key, timeout);
-    if (r.status != cohort::CacheStatus::kOk) continue;  // joining, or a timeout
+    if (r.status != cohort::CacheStatus::kOk) {  // joining, or a timeout
+      std::fprintf(stderr, "get %s: %s\n", key.c_str(), cohort::cache_status_name(r.status));
+      continue;
+    }
     gets++;
     if (Clock::now() > late) late_gets++;
     by_source[static_cast<int>(r.source)]++;
