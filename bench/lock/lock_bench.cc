@@ -30,40 +30,15 @@
 #include <thread>
 #include <vector>
 
+#include "bench/common/process_args.h"
 #include "cohort/lock.h"
 #include "runtime/histogram.h"
 
 namespace {
 
-uint64_t mono_ns() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
-
-struct Args {
-  std::vector<std::string> words;
-  std::string get(const char* name, const char* fallback = "") const {
-    for (size_t i = 0; i + 1 < words.size(); ++i) {
-      if (words[i] == name) return words[i + 1];
-    }
-    return fallback;
-  }
-  bool has(const char* name) const {
-    for (const std::string& w : words) {
-      if (w == name) return true;
-    }
-    return false;
-  }
-};
-
-void print_latency(const char* prefix, const cohort::Histogram& h) {
-  std::printf("result %s_n %" PRIu64 "\n", prefix, h.count());
-  std::printf("result %s_p50_us %.2f\n", prefix,
-              static_cast<double>(h.value_at_percentile(50)) / 1e3);
-  std::printf("result %s_p99_us %.2f\n", prefix,
-              static_cast<double>(h.value_at_percentile(99)) / 1e3);
-}
+using cohort::bench::Args;
+using cohort::bench::mono_ns;
+using cohort::bench::print_latency;
 
 // --- cohort -----------------------------------------------------------------------------------
 
@@ -303,8 +278,7 @@ int run_etcd(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Args a;
-  for (int i = 2; i < argc; ++i) a.words.emplace_back(argv[i]);
+  const Args a = Args::after_command(argc, argv);
   const std::string cmd = argc > 1 ? argv[1] : "";
   if (cmd == "member") return run_member(a);
   if (cmd == "etcd") return run_etcd(a);
