@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "apps/cache/cache_core.h"
+#include "apps/common/service_support.h"
 #include "cohort/cache.h"
 #include "cohort/stats.h"
 #include "transport/shm/shm_transport.h"
@@ -36,21 +37,6 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kRetry = std::chrono::milliseconds(1);
 constexpr uint64_t kPublishEveryNs = 10'000'000;
 
-// The service whose group callback this thread is running, if any: a blocking call from there
-// would wait for a delivery only this thread can make.
-thread_local const void* t_in_callback = nullptr;
-
-class InCallback {
- public:
-  explicit InCallback(const void* service) : saved_(t_in_callback) { t_in_callback = service; }
-  ~InCallback() { t_in_callback = saved_; }
-  InCallback(const InCallback&) = delete;
-  InCallback& operator=(const InCallback&) = delete;
-
- private:
-  const void* saved_;
-};
-
 uint64_t mono_ns() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -60,6 +46,8 @@ uint64_t mono_ns() {
 }  // namespace
 
 struct CacheService::Impl final : GroupListener {
+  using InCallback = apps::InCallback<Impl>;
+
   struct Waiter {
     bool done = false;
     CacheResult result;
@@ -224,29 +212,20 @@ struct CacheService::Impl final : GroupListener {
     }
     std::vector<std::byte> app;
     if (options.listener != nullptr) app = options.listener->snapshot();
-    std::vector<std::byte> out(4 + dir.size() + app.size());
-    const auto len = static_cast<uint32_t>(dir.size());
-    for (size_t i = 0; i < 4; ++i) out[i] = static_cast<std::byte>(len >> (8 * i));
-    if (!dir.empty()) std::memcpy(out.data() + 4, dir.data(), dir.size());
-    if (!app.empty()) std::memcpy(out.data() + 4 + dir.size(), app.data(), app.size());
-    return out;
+    return apps::frame_snapshot(dir, app);
   }
 
   void restore(std::span<const std::byte> state) override {
     InCallback in(this);
-    uint32_t len = 0;
-    if (state.size() >= 4) {
-      for (size_t i = 0; i < 4; ++i) len |= uint32_t{static_cast<uint8_t>(state[i])} << (8 * i);
-    }
-    const bool framed = state.size() >= 4 && state.size() - 4 >= len;
+    const apps::SnapshotParts parts = apps::split_snapshot(state);
     {
       std::lock_guard<std::mutex> g(mu);
       // Refused bytes leave the member not ready: its gets answer kNotMember (counted).
-      (void)core.restore(framed ? state.subspan(4, len) : std::span<const std::byte>{});
+      (void)core.restore(parts.own);
       settle();
     }
     if (options.listener != nullptr) {
-      options.listener->restore(framed ? state.subspan(4 + len) : std::span<const std::byte>{});
+      options.listener->restore(parts.app);
     }
   }
 
@@ -371,7 +350,7 @@ struct CacheService::Impl final : GroupListener {
 
   CacheStatus write(StoreWork::Kind kind, std::string_view key, std::string_view value,
                     std::chrono::nanoseconds timeout) {
-    if (t_in_callback == this) return CacheStatus::kInvalid;
+    if (InCallback::running(this)) return CacheStatus::kInvalid;
     std::unique_lock<std::mutex> lk(mu);
     CacheStatus s = CacheStatus::kOk;
     const uint64_t id = kind == StoreWork::Kind::kStore    ? core.put(key, value, &s)
@@ -422,7 +401,7 @@ Group& CacheService::group() noexcept {
 CacheResult CacheService::get(std::string_view key, std::chrono::nanoseconds timeout) {
   Impl& s = *impl_;
   CacheResult r;
-  if (t_in_callback == &s) {
+  if (Impl::InCallback::running(&s)) {
     r.status = CacheStatus::kInvalid;
     return r;
   }

@@ -3,51 +3,25 @@
 // loads once and peers serve the rest; a put is seen by every member once ordered; a joiner
 // restores the directory and fetches from a peer; the stats page appears beside the group's.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <chrono>
 #include <filesystem>
-#include <thread>
 
 #include "cohort/cache.h"
 #include "cohort/stats.h"
+#include "tests/integration/in_process.h"
 
 namespace cohort {
 namespace {
 
 using std::chrono::milliseconds;
 
-struct Folder {
-  std::string path;
-  Folder() {
-    char t[] = "/dev/shm/cohort-cache-test-XXXXXX";
-    const char* p = mkdtemp(t);
-    path = p != nullptr ? p : "";
-  }
-  ~Folder() {
-    std::error_code ec;
-    if (!path.empty()) std::filesystem::remove_all(path, ec);
-  }
-};
+using Folder = test_support::ShmFolder;
 
-template <typename F>
-bool eventually(F done, milliseconds limit = milliseconds(10'000)) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(milliseconds(1));
-  }
-  return true;
-}
+using test_support::eventually;
 
 std::unique_ptr<CacheService> member(const Folder& f, uint32_t node, bool bootstrap) {
-  GroupOptions o;
-  o.name = "cache";
-  o.shm_dir = f.path;
-  o.node = node;
-  o.slots = 4;
-  o.bootstrap = bootstrap;
-  o.log_bytes = 1 << 20;
+  GroupOptions o = test_support::shm_member_options(f, "cache", node, bootstrap);
   o.threading = "shared";
   CacheServiceOptions co;
   auto loader = make_file_loader(f.path + "/store");
@@ -62,7 +36,7 @@ std::unique_ptr<CacheService> member(const Folder& f, uint32_t node, bool bootst
 }
 
 TEST(CacheService, MembersShareLoadsAndSeeEveryOrderedWrite) {
-  Folder f;
+  Folder f("cache");
   ASSERT_FALSE(f.path.empty());
   auto a = member(f, 0, true);
   auto b = member(f, 1, false);

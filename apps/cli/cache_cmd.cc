@@ -1,37 +1,23 @@
 #include "apps/cli/cache_cmd.h"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cinttypes>
-#include <csignal>
 #include <cstdio>
-#include <filesystem>
 #include <thread>
-#include <vector>
 
+#include "apps/cli/member_session.h"
+#include "apps/cli/stats_pages.h"
 #include "cohort/stats.h"
 #include "transport/shm/shm_transport.h"
 
 namespace cohort::cli {
 namespace {
 
-std::atomic<bool> g_stop{false};
-
 // Creates the service in `o.node`, or in the first free slot from the top when it is -1.
 Result<std::unique_ptr<CacheService>> open_service(const CacheCmdOptions& o) {
-  GroupOptions go;
-  go.name = o.group;
-  go.shm_dir = o.shm_dir;
-  go.slots = o.slots;
-  go.bootstrap = o.bootstrap;
-  go.threading = "shared";
+  GroupOptions go = member_options(o.group, o.shm_dir, o.slots, o.bootstrap);
   std::string last;
   const int first = o.node >= 0 ? o.node : static_cast<int>(o.slots) - 1;
   const int end = o.node >= 0 ? o.node - 1 : -1;
@@ -46,26 +32,7 @@ Result<std::unique_ptr<CacheService>> open_service(const CacheCmdOptions& o) {
     if (s.ok() || o.node >= 0) return s;
     last = s.error().message();
   }
-  return Error(Errc::kUnavailable, "cohort cache: no free slot among " + std::to_string(o.slots) +
-                                       " of group '" + o.group + "' (last: " + last +
-                                       "); raise --slots on every member");
-}
-
-bool wait_for_view(CacheService& s, uint64_t ms) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (!s.group().in_view() && std::chrono::steady_clock::now() < until && !g_stop.load()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return s.group().in_view();
-}
-
-void leave(CacheService& s) {
-  s.group().leave();
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (s.group().in_view() && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  s.group().stop();
+  return no_free_slot("cohort cache", o.slots, o.group, last);
 }
 
 }  // namespace
@@ -96,61 +63,36 @@ Result<std::unique_ptr<CacheLoader>> open_store(const std::string& spec) {
 }
 
 int print_cache_pages(const std::string& folder) {
-  std::vector<std::string> pages;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("cache-m", 0) == 0 && name.size() > 5 &&
-        name.compare(name.size() - 5, 5, ".page") == 0) {
-      pages.push_back(entry.path().string());
-    }
-  }
-  std::sort(pages.begin(), pages.end());
-  int live = 0;
-  for (const std::string& path : pages) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    void* map = mmap(nullptr, 4096, PROT_READ, MAP_SHARED, fd, 0);
-    ::close(fd);
-    if (map == MAP_FAILED) continue;
-    const auto* p = static_cast<const CacheStatsPage*>(map);
-    // acquire: pairs with the service's release store of the magic after the header.
-    const uint64_t magic =
-        std::atomic_ref<const uint64_t>(p->magic).load(std::memory_order_acquire);
-    const bool alive = p->pid > 0 && (kill(p->pid, 0) == 0 || errno == EPERM);
-    if (magic == kCacheStatsMagic && p->version == kCacheStatsVersion && alive) {
-      constexpr auto r = std::memory_order_relaxed;
-      const uint64_t gets = p->gets.load(r);
-      const auto pct = [gets](uint64_t n) {
-        return gets == 0 ? 0.0 : 100.0 * static_cast<double>(n) / static_cast<double>(gets);
-      };
-      char loader[sizeof p->loader + 1] = {};
-      std::copy(std::begin(p->loader), std::end(p->loader), loader);
-      std::printf("cache n%u.%u (%s): gets %" PRIu64 ", local hits %" PRIu64
-                  " (%.1f%%), peer hits %" PRIu64 " (%.1f%%), store loads %" PRIu64
-                  " (reloads %" PRIu64 "), not found %" PRIu64 ", store errors %" PRIu64 "\n",
-                  p->node, p->incarnation, loader, gets, p->local_hits.load(r),
-                  pct(p->local_hits.load(r)), p->peer_hits.load(r), pct(p->peer_hits.load(r)),
-                  p->store_loads.load(r), p->reloads.load(r), p->not_found.load(r),
-                  p->store_errors.load(r));
-      std::printf("  bytes %" PRIu64 " of %" PRIu64 " in %" PRIu64 " entries, evictions %" PRIu64
-                  "; peers asked %" PRIu64 ", served %" PRIu64 ", false hits %" PRIu64
-                  ", stale refused %" PRIu64 ", left mid-fetch %" PRIu64 "\n",
-                  p->cached_bytes.load(r), p->capacity_bytes.load(r), p->cached_entries.load(r),
-                  p->evictions.load(r), p->peer_requests.load(r), p->peer_served.load(r),
-                  p->false_hits.load(r), p->stale_replies.load(r), p->peer_failures.load(r));
-      std::printf("  directory %" PRIu64 " keys; traffic sent %" PRIu64 " msgs %" PRIu64
-                  " bytes, received %" PRIu64 " msgs %" PRIu64 " bytes; writes %" PRIu64
-                  ", invalidations %" PRIu64 ", malformed %" PRIu64 "\n",
-                  p->directory_keys.load(r), p->dir_messages_sent.load(r),
-                  p->dir_bytes_sent.load(r), p->dir_messages_received.load(r),
-                  p->dir_bytes_received.load(r), p->writes.load(r), p->invalidations.load(r),
-                  p->malformed.load(r));
-      ++live;
-    }
-    munmap(map, 4096);
-  }
-  return live;
+  return for_each_live_page<CacheStatsPage>(
+      folder, "cache-m", kCacheStatsMagic, kCacheStatsVersion, [](const CacheStatsPage* p) {
+        constexpr auto r = std::memory_order_relaxed;
+        const uint64_t gets = p->gets.load(r);
+        const auto pct = [gets](uint64_t n) {
+          return gets == 0 ? 0.0 : 100.0 * static_cast<double>(n) / static_cast<double>(gets);
+        };
+        char loader[sizeof p->loader + 1] = {};
+        std::copy(std::begin(p->loader), std::end(p->loader), loader);
+        std::printf("cache n%u.%u (%s): gets %" PRIu64 ", local hits %" PRIu64
+                    " (%.1f%%), peer hits %" PRIu64 " (%.1f%%), store loads %" PRIu64
+                    " (reloads %" PRIu64 "), not found %" PRIu64 ", store errors %" PRIu64 "\n",
+                    p->node, p->incarnation, loader, gets, p->local_hits.load(r),
+                    pct(p->local_hits.load(r)), p->peer_hits.load(r), pct(p->peer_hits.load(r)),
+                    p->store_loads.load(r), p->reloads.load(r), p->not_found.load(r),
+                    p->store_errors.load(r));
+        std::printf("  bytes %" PRIu64 " of %" PRIu64 " in %" PRIu64 " entries, evictions %" PRIu64
+                    "; peers asked %" PRIu64 ", served %" PRIu64 ", false hits %" PRIu64
+                    ", stale refused %" PRIu64 ", left mid-fetch %" PRIu64 "\n",
+                    p->cached_bytes.load(r), p->capacity_bytes.load(r), p->cached_entries.load(r),
+                    p->evictions.load(r), p->peer_requests.load(r), p->peer_served.load(r),
+                    p->false_hits.load(r), p->stale_replies.load(r), p->peer_failures.load(r));
+        std::printf("  directory %" PRIu64 " keys; traffic sent %" PRIu64 " msgs %" PRIu64
+                    " bytes, received %" PRIu64 " msgs %" PRIu64 " bytes; writes %" PRIu64
+                    ", invalidations %" PRIu64 ", malformed %" PRIu64 "\n",
+                    p->directory_keys.load(r), p->dir_messages_sent.load(r),
+                    p->dir_bytes_sent.load(r), p->dir_messages_received.load(r),
+                    p->dir_bytes_received.load(r), p->writes.load(r), p->invalidations.load(r),
+                    p->malformed.load(r));
+      });
 }
 
 int run_cache_cmd(const CacheCmdOptions& o) {
@@ -161,8 +103,7 @@ int run_cache_cmd(const CacheCmdOptions& o) {
     }
     return 0;
   }
-  std::signal(SIGTERM, [](int) { g_stop.store(true); });
-  std::signal(SIGINT, [](int) { g_stop.store(true); });
+  stop_on_signals();
   if (o.action == "serve" && o.node < 0) {
     std::fprintf(stderr, "cohort cache serve: give the member's slot with --node N\n");
     return 2;
@@ -178,17 +119,9 @@ int run_cache_cmd(const CacheCmdOptions& o) {
     return 1;
   }
   CacheService& s = **svc;
-  if (auto st = s.group().start(); !st.ok()) {
-    std::fprintf(stderr, "cohort cache: %s\n", st.error().message().c_str());
-    return 1;
-  }
-  if (!wait_for_view(s, o.bootstrap ? 1000 : o.join_ms)) {
-    std::fprintf(stderr,
-                 "cohort cache: joined no view of group '%s' in %" PRIu64
-                 " ms; is a cache member running? (cohort cache serve --group %s --node 0 "
-                 "--bootstrap --store ...)\n",
-                 o.group.c_str(), o.join_ms, o.group.c_str());
-    s.group().stop();
+  if (!start_and_join(s.group(), "cohort cache", o.group, o.bootstrap ? 1000 : o.join_ms,
+                      "is a cache member running? (cohort cache serve --group " + o.group +
+                          " --node 0 --bootstrap --store ...)")) {
     return 1;
   }
   const MemberUid self = s.group().self();
@@ -196,11 +129,7 @@ int run_cache_cmd(const CacheCmdOptions& o) {
   if (o.action == "serve") {
     std::printf("serving cache of group '%s' as n%u.%u, store %s\n", o.group.c_str(), self.node,
                 self.incarnation, o.store.c_str());
-    std::fflush(stdout);
-    while (!g_stop.load() && s.group().in_view()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    leave(s);
+    serve_until_signalled(s.group());
     return 0;
   }
   int rc = 0;
@@ -239,7 +168,7 @@ int run_cache_cmd(const CacheCmdOptions& o) {
     }
   }
   std::fflush(stdout);
-  leave(s);
+  leave_and_stop(s.group());
   return rc;
 }
 

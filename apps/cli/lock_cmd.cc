@@ -3,23 +3,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <thread>
 
+#include "apps/cli/member_session.h"
 #include "cohort/lock.h"
 
 namespace cohort::cli {
 namespace {
-
-std::atomic<bool> g_stop{false};
 
 const char* mode_name(LockMode m) {
   return m == LockMode::kShared ? "shared" : "exclusive";
@@ -28,12 +25,7 @@ const char* mode_name(LockMode m) {
 // Creates the service in `o.node`, or in the first free slot from the top when it is -1 (a
 // slot whose member runs is refused by the transport, so the next one is tried).
 Result<std::unique_ptr<LockService>> open_service(const LockCmdOptions& o) {
-  GroupOptions go;
-  go.name = o.group;
-  go.shm_dir = o.shm_dir;
-  go.slots = o.slots;
-  go.bootstrap = o.bootstrap;
-  go.threading = "shared";
+  GroupOptions go = member_options(o.group, o.shm_dir, o.slots, o.bootstrap);
   if (o.node >= 0) {
     go.node = static_cast<uint32_t>(o.node);
     return LockService::create(go);
@@ -45,26 +37,7 @@ Result<std::unique_ptr<LockService>> open_service(const LockCmdOptions& o) {
     if (s.ok()) return s;
     last = s.error().message();
   }
-  return Error(Errc::kUnavailable, "cohort lock: no free slot among " + std::to_string(o.slots) +
-                                       " of group '" + o.group + "' (last: " + last +
-                                       "); raise --slots on every member");
-}
-
-bool wait_for_view(LockService& s, uint64_t ms) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (!s.group().in_view() && std::chrono::steady_clock::now() < until && !g_stop.load()) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return s.group().in_view();
-}
-
-void leave(LockService& s) {
-  s.group().leave();
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while (s.group().in_view() && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  s.group().stop();
+  return no_free_slot("cohort lock", o.slots, o.group, last);
 }
 
 // Runs the command with the grant in its environment; returns its exit status.
@@ -93,8 +66,7 @@ int run_command(const std::vector<std::string>& command, const LockGrant& grant)
 }  // namespace
 
 int run_lock_cmd(const LockCmdOptions& o) {
-  std::signal(SIGTERM, [](int) { g_stop.store(true); });
-  std::signal(SIGINT, [](int) { g_stop.store(true); });
+  stop_on_signals();
   if (o.action == "serve" && o.node < 0) {
     std::fprintf(stderr, "cohort lock serve: give the member's slot with --node N\n");
     return 2;
@@ -110,28 +82,16 @@ int run_lock_cmd(const LockCmdOptions& o) {
     return 1;
   }
   LockService& s = **svc;
-  if (auto st = s.group().start(); !st.ok()) {
-    std::fprintf(stderr, "cohort lock: %s\n", st.error().message().c_str());
-    return 1;
-  }
-  if (!wait_for_view(s, o.bootstrap ? 1000 : o.join_ms)) {
-    std::fprintf(stderr,
-                 "cohort lock: joined no view of group '%s' in %" PRIu64
-                 " ms; is a lock server running? (cohort lock serve --group %s --node 0 "
-                 "--bootstrap)\n",
-                 o.group.c_str(), o.join_ms, o.group.c_str());
-    s.group().stop();
+  if (!start_and_join(s.group(), "cohort lock", o.group, o.bootstrap ? 1000 : o.join_ms,
+                      "is a lock server running? (cohort lock serve --group " + o.group +
+                          " --node 0 --bootstrap)")) {
     return 1;
   }
   const MemberUid self = s.group().self();
   if (o.action == "serve") {
     std::printf("serving locks of group '%s' as n%u.%u\n", o.group.c_str(), self.node,
                 self.incarnation);
-    std::fflush(stdout);
-    while (!g_stop.load() && s.group().in_view()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    leave(s);
+    serve_until_signalled(s.group());
     return 0;
   }
   if (o.action == "query") {
@@ -142,7 +102,7 @@ int run_lock_cmd(const LockCmdOptions& o) {
       std::printf("  holder n%u.%u %s fence=%" PRIu64 "\n", h.member.node, h.member.incarnation,
                   mode_name(h.mode), h.fence);
     }
-    leave(s);
+    leave_and_stop(s.group());
     return 0;
   }
   // hold
@@ -150,7 +110,7 @@ int run_lock_cmd(const LockCmdOptions& o) {
   const LockResult r = s.acquire(o.name, mode, std::chrono::milliseconds(o.timeout_ms));
   if (r.status != LockStatus::kGranted) {
     std::fprintf(stderr, "cohort lock hold: %s: %s\n", o.name.c_str(), lock_status_name(r.status));
-    leave(s);
+    leave_and_stop(s.group());
     return r.status == LockStatus::kTimedOut ? 3 : 1;
   }
   std::printf("granted lock=%s fence=%" PRIu64 " mode=%s holder=n%u.%u\n", o.name.c_str(),
@@ -161,7 +121,7 @@ int run_lock_cmd(const LockCmdOptions& o) {
     status = run_command(o.command, r.grant);
   } else {
     const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(o.hold_ms);
-    while (!g_stop.load() && std::chrono::steady_clock::now() < until && s.holds(r.grant)) {
+    while (!stop_requested() && std::chrono::steady_clock::now() < until && s.holds(r.grant)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
@@ -185,7 +145,7 @@ int run_lock_cmd(const LockCmdOptions& o) {
   }
   std::printf("released lock=%s fence=%" PRIu64 "\n", o.name.c_str(), r.grant.fence);
   std::fflush(stdout);
-  leave(s);
+  leave_and_stop(s.group());
   return status;
 }
 

@@ -1,22 +1,18 @@
 #include "apps/cli/stat.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <thread>
-#include <vector>
 
 #include "apps/cli/cache_cmd.h"
+#include "apps/cli/stats_pages.h"
 #include "cohort/stats.h"
 #include "transport/shm/shm_transport.h"
 
@@ -30,73 +26,48 @@ const char* state_name(uint64_t s) {
 
 // One pass over <dir>/<group>/stats-m*.page; returns how many live members it printed.
 int print_once(const std::string& folder) {
-  std::vector<std::string> pages;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(folder, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (name.rfind("stats-m", 0) == 0 && name.size() > 5 &&
-        name.compare(name.size() - 5, 5, ".page") == 0) {
-      pages.push_back(entry.path().string());
-    }
-  }
-  std::sort(pages.begin(), pages.end());
   std::printf("%-12s %7s %-8s %6s %-30s %10s %10s %12s %8s %10s %6s\n", "member", "pid", "state",
               "view", "members", "sent", "delivered", "bytes", "relayed", "drops", "idle%");
-  int live = 0;
-  for (const std::string& path : pages) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    void* map = mmap(nullptr, 4096, PROT_READ, MAP_SHARED, fd, 0);
-    ::close(fd);
-    if (map == MAP_FAILED) continue;
-    const auto* p = static_cast<const StatsPage*>(map);
-    // acquire: pairs with the member's release store of the magic after the header.
-    const uint64_t magic =
-        std::atomic_ref<const uint64_t>(p->magic).load(std::memory_order_acquire);
-    const bool alive = p->pid > 0 && (kill(p->pid, 0) == 0 || errno == EPERM);
-    if (magic == kStatsMagic && p->version == kStatsVersion && alive) {
-      constexpr auto r = std::memory_order_relaxed;
-      char who[32];
-      std::snprintf(who, sizeof who, "n%u.%u", p->node, p->incarnation);
-      std::string members;
-      const uint64_t count = std::min<uint64_t>(p->view_count.load(r), 32);
-      for (uint64_t i = 0; i < count; ++i) {
-        const uint64_t k = p->view_members[i].load(r);
-        char m[32];
-        std::snprintf(m, sizeof m, "%sn%u", members.empty() ? "" : ",",
-                      static_cast<uint32_t>(k >> 32));
-        members += m;
-      }
-      const uint64_t drops = p->records_malformed.load(r) + p->records_stale.load(r) +
-                             p->control_malformed.load(r) + p->control_stale.load(r) +
-                             p->control_send_failed.load(r);
-      auto idle_pct = [](uint64_t rounds, uint64_t busy) {
-        return rounds == 0
-                   ? 0.0
-                   : 100.0 * static_cast<double>(rounds - busy) / static_cast<double>(rounds);
-      };
-      const double idle = idle_pct(p->rounds.load(r), p->busy_rounds.load(r));
-      const uint64_t control_rounds = p->control_rounds.load(r);
-      std::printf("%-12s %7d %-8s %6" PRIu64 " %-30s %10" PRIu64 " %10" PRIu64 " %12" PRIu64
-                  " %8" PRIu64 " %10" PRIu64 " %6.1f\n",
-                  who, p->pid, state_name(p->state.load(r)), p->view_id.load(r),
-                  members.empty() ? "-" : members.c_str(), p->sent.load(r), p->delivered.load(r),
-                  p->delivered_bytes.load(r), p->relayed.load(r), drops, idle);
-      std::printf("%-12s drops: records malformed %" PRIu64 ", stale %" PRIu64
-                  "; control malformed %" PRIu64 ", stale %" PRIu64 ", send failed %" PRIu64
-                  "; log backpressure %" PRIu64 "\n",
-                  "", p->records_malformed.load(r), p->records_stale.load(r),
-                  p->control_malformed.load(r), p->control_stale.load(r),
-                  p->control_send_failed.load(r), p->append_backpressure.load(r));
-      if (control_rounds != 0) {  // dedicated mode: the control core's own idle ratio
-        std::printf("%-12s control core idle %.1f%%\n", "",
-                    idle_pct(control_rounds, p->control_busy_rounds.load(r)));
-      }
-      ++live;
-    }
-    munmap(map, 4096);
-  }
-  return live;
+  return for_each_live_page<StatsPage>(
+      folder, "stats-m", kStatsMagic, kStatsVersion, [](const StatsPage* p) {
+        constexpr auto r = std::memory_order_relaxed;
+        char who[32];
+        std::snprintf(who, sizeof who, "n%u.%u", p->node, p->incarnation);
+        std::string members;
+        const uint64_t count = std::min<uint64_t>(p->view_count.load(r), 32);
+        for (uint64_t i = 0; i < count; ++i) {
+          const uint64_t k = p->view_members[i].load(r);
+          char m[32];
+          std::snprintf(m, sizeof m, "%sn%u", members.empty() ? "" : ",",
+                        static_cast<uint32_t>(k >> 32));
+          members += m;
+        }
+        const uint64_t drops = p->records_malformed.load(r) + p->records_stale.load(r) +
+                               p->control_malformed.load(r) + p->control_stale.load(r) +
+                               p->control_send_failed.load(r);
+        auto idle_pct = [](uint64_t rounds, uint64_t busy) {
+          return rounds == 0
+                     ? 0.0
+                     : 100.0 * static_cast<double>(rounds - busy) / static_cast<double>(rounds);
+        };
+        const double idle = idle_pct(p->rounds.load(r), p->busy_rounds.load(r));
+        const uint64_t control_rounds = p->control_rounds.load(r);
+        std::printf("%-12s %7d %-8s %6" PRIu64 " %-30s %10" PRIu64 " %10" PRIu64 " %12" PRIu64
+                    " %8" PRIu64 " %10" PRIu64 " %6.1f\n",
+                    who, p->pid, state_name(p->state.load(r)), p->view_id.load(r),
+                    members.empty() ? "-" : members.c_str(), p->sent.load(r), p->delivered.load(r),
+                    p->delivered_bytes.load(r), p->relayed.load(r), drops, idle);
+        std::printf("%-12s drops: records malformed %" PRIu64 ", stale %" PRIu64
+                    "; control malformed %" PRIu64 ", stale %" PRIu64 ", send failed %" PRIu64
+                    "; log backpressure %" PRIu64 "\n",
+                    "", p->records_malformed.load(r), p->records_stale.load(r),
+                    p->control_malformed.load(r), p->control_stale.load(r),
+                    p->control_send_failed.load(r), p->append_backpressure.load(r));
+        if (control_rounds != 0) {  // dedicated mode: the control core's own idle ratio
+          std::printf("%-12s control core idle %.1f%%\n", "",
+                      idle_pct(control_rounds, p->control_busy_rounds.load(r)));
+        }
+      });
 }
 
 std::atomic<bool> g_stop{false};

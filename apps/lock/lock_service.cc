@@ -6,12 +6,12 @@
 // core's bounded work and the group's non-blocking send(); callbacks run after it is released.
 #include <atomic>
 #include <condition_variable>
-#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
 
+#include "apps/common/service_support.h"
 #include "apps/lock/lock_core.h"
 #include "cohort/lock.h"
 
@@ -30,24 +30,11 @@ uint64_t now_ns() {
 
 constexpr auto kRetryFull = std::chrono::milliseconds(1);
 
-// The service whose group callback this thread is running, if any: a blocking call from there
-// would wait for a delivery that only this thread can make.
-thread_local const void* t_in_callback = nullptr;
-
-class InCallback {
- public:
-  explicit InCallback(const void* service) : saved_(t_in_callback) { t_in_callback = service; }
-  ~InCallback() { t_in_callback = saved_; }
-  InCallback(const InCallback&) = delete;
-  InCallback& operator=(const InCallback&) = delete;
-
- private:
-  const void* saved_;
-};
-
 }  // namespace
 
 struct LockService::Impl final : GroupListener {
+  using InCallback = apps::InCallback<Impl>;
+
   struct Waiter {
     bool done = false;
     LockResult result;
@@ -89,7 +76,7 @@ struct LockService::Impl final : GroupListener {
     if (timer.joinable()) timer.join();
   }
 
-  bool on_data_core() const { return t_in_callback == this; }
+  bool on_data_core() const { return InCallback::running(this); }
 
   // Under mu: send what the core queued; turn its events into work.
   void settle(Work* work) {
@@ -185,29 +172,19 @@ struct LockService::Impl final : GroupListener {
     }
     std::vector<std::byte> app;
     if (options.listener != nullptr) app = options.listener->snapshot();
-    std::vector<std::byte> out(4 + table.size() + app.size());
-    const uint32_t len = static_cast<uint32_t>(table.size());
-    for (int i = 0; i < 4; ++i)
-      out[static_cast<size_t>(i)] = static_cast<std::byte>(len >> (8 * i));
-    if (!table.empty()) std::memcpy(out.data() + 4, table.data(), table.size());
-    if (!app.empty()) std::memcpy(out.data() + 4 + table.size(), app.data(), app.size());
-    return out;
+    return apps::frame_snapshot(table, app);
   }
 
   void restore(std::span<const std::byte> state) override {
     InCallback in(this);
-    uint32_t len = 0;
-    if (state.size() >= 4) {
-      for (int i = 0; i < 4; ++i) len |= uint32_t{static_cast<uint8_t>(state[i])} << (8 * i);
-    }
-    const bool framed = state.size() >= 4 && state.size() - 4 >= len;
+    const apps::SnapshotParts parts = apps::split_snapshot(state);
     {
       std::lock_guard<std::mutex> g(mu);
       // Malformed bytes leave the table empty and counted (lock_table.h).
-      (void)core.restore(framed ? state.subspan(4, len) : std::span<const std::byte>{});
+      (void)core.restore(parts.own);
     }
     if (options.listener != nullptr) {
-      options.listener->restore(framed ? state.subspan(4 + len) : std::span<const std::byte>{});
+      options.listener->restore(parts.app);
     }
   }
 

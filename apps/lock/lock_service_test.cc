@@ -3,54 +3,26 @@
 // timeout's withdraw, the hand-over to a waiter on another member, state transfer to a joiner,
 // and the lost-locks callback when a member leaves while it holds a lock.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
 #include <mutex>
-#include <thread>
 
 #include "cohort/lock.h"
+#include "tests/integration/in_process.h"
 
 namespace cohort {
 namespace {
 
 using std::chrono::milliseconds;
 
-struct Folder {
-  std::string path;
-  Folder() {
-    char t[] = "/dev/shm/cohort-lock-test-XXXXXX";
-    const char* p = mkdtemp(t);
-    path = p != nullptr ? p : "";
-  }
-  ~Folder() {
-    std::error_code ec;
-    if (!path.empty()) std::filesystem::remove_all(path, ec);
-  }
-};
+using Folder = test_support::ShmFolder;
 
 GroupOptions options(const Folder& f, uint32_t node, bool bootstrap) {
-  GroupOptions o;
-  o.name = "locks";
-  o.shm_dir = f.path;
-  o.node = node;
-  o.slots = 4;
-  o.bootstrap = bootstrap;
-  o.log_bytes = 1 << 20;
-  return o;
+  return test_support::shm_member_options(f, "locks", node, bootstrap);
 }
 
-template <typename F>
-bool eventually(F done, milliseconds limit = milliseconds(10'000)) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(milliseconds(1));
-  }
-  return true;
-}
+using test_support::eventually;
 
 struct Lost {
   std::mutex mu;
@@ -78,7 +50,7 @@ std::unique_ptr<LockService> member(const Folder& f, uint32_t node, bool bootstr
 }
 
 TEST(LockService, OneMemberAcquiresTriesTimesOutAndReleases) {
-  Folder f;
+  Folder f("lock");
   ASSERT_FALSE(f.path.empty());
   Lost lost;
   auto a = member(f, 0, true, &lost);
@@ -138,7 +110,7 @@ TEST(LockService, OneMemberAcquiresTriesTimesOutAndReleases) {
 }
 
 TEST(LockService, TheLockPassesBetweenMembersAndToAJoinerState) {
-  Folder f;
+  Folder f("lock");
   ASSERT_FALSE(f.path.empty());
   auto a = member(f, 0, true);
   ASSERT_NE(a, nullptr);

@@ -4,45 +4,24 @@
 // crash) with requests outstanding to it answers each of them once, kPeerLeft, after the view
 // change; the others keep answering; a request to the dead incarnation gets kPeerLeft too.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 
 #include "cohort/group.h"
+#include "tests/integration/in_process.h"
 
 namespace cohort {
 namespace {
 
 using std::chrono::milliseconds;
 
-struct Folder {
-  std::string path;
-  Folder() {
-    char t[] = "/dev/shm/cohort-p2p-test-XXXXXX";
-    const char* p = mkdtemp(t);
-    path = p != nullptr ? p : "";
-  }
-  ~Folder() {
-    std::error_code ec;
-    if (!path.empty()) std::filesystem::remove_all(path, ec);
-  }
-};
+using Folder = test_support::ShmFolder;
 
-template <typename F>
-bool eventually(F done, milliseconds limit = milliseconds(10'000)) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(milliseconds(1));
-  }
-  return true;
-}
+using test_support::eventually;
 
 std::span<const std::byte> as_bytes(const std::string& s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
@@ -102,13 +81,7 @@ struct Echo final : GroupListener {
 };
 
 std::unique_ptr<Group> member(const Folder& f, uint32_t node, Echo* app) {
-  GroupOptions o;
-  o.name = "p2p";
-  o.shm_dir = f.path;
-  o.node = node;
-  o.slots = 4;
-  o.bootstrap = node == 0;
-  o.log_bytes = 1 << 20;
+  GroupOptions o = test_support::shm_member_options(f, "p2p", node, node == 0);
   o.threading = "shared";
   auto g = Group::create(o, app);
   EXPECT_TRUE(g.ok()) << (g.ok() ? "" : g.error().message());
@@ -119,7 +92,7 @@ std::unique_ptr<Group> member(const Folder& f, uint32_t node, Echo* app) {
 }
 
 TEST(GroupP2p, RequestsAreAnsweredAndADeadTargetAnswersPeerLeftOnce) {
-  Folder f;
+  Folder f("p2p");
   ASSERT_FALSE(f.path.empty());
   Echo apps[3];
   std::unique_ptr<Group> groups[3];

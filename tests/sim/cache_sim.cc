@@ -4,35 +4,21 @@
 #include <sstream>
 
 #include "runtime/assert.h"
+#include "tests/sim/app_sim.h"
 
 namespace cohort::sim {
 namespace {
 
+constexpr char kReentered[] = "cache_sim: re-entered a member's cache core";
+
+class Busy : public CoreBusy {
+ public:
+  explicit Busy(bool* flag) : CoreBusy(flag, kReentered) {}
+};
+
 using cache::CacheCore;
 using cache::GetDone;
 using cache::StoreWork;
-
-MemberUid to_public(Uid u) {
-  return MemberUid{u.node, u.incarnation};
-}
-Uid from_public(MemberUid u) {
-  return Uid{u.node, u.incarnation};
-}
-
-// Marks a node's core busy for the length of a call, so a call into it cannot re-enter.
-class Busy {
- public:
-  explicit Busy(bool* flag) : flag_(flag) {
-    COHORT_ASSERT_MSG(!*flag_, "cache_sim: re-entered a member's cache core");
-    *flag_ = true;
-  }
-  ~Busy() { *flag_ = false; }
-  Busy(const Busy&) = delete;
-  Busy& operator=(const Busy&) = delete;
-
- private:
-  bool* flag_;
-};
 
 // One output of a core's flush, in the order the core made them.
 struct Out {
@@ -235,18 +221,8 @@ void CacheSim::run_store(NodeId n, StoreWork w) {
   cluster_->at(done_at, [answer] { (*answer)(); });
 }
 
-// Sends are never made from inside a member's action (the cluster is carrying them out): they
-// go from a driver event at the same simulated time.
 void CacheSim::schedule_flush(NodeId n) {
-  Node& node = nodes_[n];
-  if (node.flush_scheduled) return;
-  node.flush_scheduled = true;
-  const Uid uid = node.uid;
-  cluster_->at(cluster_->now(), [this, n, uid] {
-    if (!(nodes_[n].uid == uid)) return;
-    nodes_[n].flush_scheduled = false;
-    flush(n);
-  });
+  schedule_flush_once(cluster_, &nodes_, n, [this, n] { flush(n); });
 }
 
 // The core hands its outputs over first and the cluster sends them after: a send can deliver
@@ -351,8 +327,7 @@ void CacheSim::on_deliver(NodeId n, const Delivery& d) {
   bool ours = false;
   {
     Busy b(&node.busy);
-    ours = node.core->on_deliver(d.payload.subspan(std::min(d.payload.size(), kIdBytes)),
-                                 to_public(d.sender), d.view, d.gseq,
+    ours = node.core->on_deliver(app_body(d.payload), to_public(d.sender), d.view, d.gseq,
                                  static_cast<DeliveryMode>(d.mode));
   }
   if (!ours) counters_.not_ops++;
@@ -365,11 +340,9 @@ void CacheSim::on_install(NodeId n, const View& view) {
   const bool from_previous = node.view != 0 && node.view + 1 == view.id;
   node.view = view.id;
   checker_->on_install(node.uid, view.id, from_previous);
-  std::vector<MemberUid> members;
-  for (Uid u : view.list()) members.push_back(to_public(u));
   {
     Busy b(&node.busy);
-    node.core->on_view(members);
+    node.core->on_view(public_members(view));
   }
   after(n);
 }
@@ -401,12 +374,9 @@ void CacheSim::on_final(NodeId n, ActionKind kind) {
   Node& node = nodes_[n];
   if (!node.core) return;
   if (kind == ActionKind::kCutOff) checker_->on_cut_off(node.uid);
-  const GroupEvent e = kind == ActionKind::kCutOff ? GroupEvent::kCutOff
-                       : kind == ActionKind::kLeft ? GroupEvent::kLeft
-                                                   : GroupEvent::kRemoved;
   {
     Busy b(&node.busy);
-    node.core->on_event(e);
+    node.core->on_event(final_event(kind));
   }
   after(n);
   if (kind != ActionKind::kCutOff) {

@@ -4,19 +4,20 @@
 #include <sstream>
 
 #include "runtime/assert.h"
+#include "tests/sim/app_sim.h"
 
 namespace cohort::sim {
 namespace {
 
+constexpr char kReentered[] = "lock_sim: re-entered a member's lock core";
+
+class Busy : public CoreBusy {
+ public:
+  explicit Busy(bool* flag) : CoreBusy(flag, kReentered) {}
+};
+
 using lock::CoreEvent;
 using lock::LockCore;
-
-MemberUid to_public(Uid u) {
-  return MemberUid{u.node, u.incarnation};
-}
-Uid from_public(MemberUid u) {
-  return Uid{u.node, u.incarnation};
-}
 
 LockEventKind event_kind(lock::EventKind k) {
   switch (k) {
@@ -29,21 +30,6 @@ LockEventKind event_kind(lock::EventKind k) {
   }
   return LockEventKind::kRefused;
 }
-
-// Marks a node's core busy for the length of a call, so a call into it cannot re-enter.
-class Busy {
- public:
-  explicit Busy(bool* flag) : flag_(flag) {
-    COHORT_ASSERT_MSG(!*flag_, "lock_sim: re-entered a member's lock core");
-    *flag_ = true;
-  }
-  ~Busy() { *flag_ = false; }
-  Busy(const Busy&) = delete;
-  Busy& operator=(const Busy&) = delete;
-
- private:
-  bool* flag_;
-};
 
 }  // namespace
 
@@ -156,7 +142,8 @@ void LockSim::after(NodeId n) {
       case LockStatus::kGranted:
         counters_.granted++;
         checker_->on_held(node.uid, e.request, name, e.fence, e.mode == LockMode::kShared, now);
-        schedule_release(n, node.uid, e.request, e.fence, now + rng_.between(200 * kUs, hold_max_ns_));
+        schedule_release(n, node.uid, e.request, e.fence,
+                         now + rng_.between(200 * kUs, hold_max_ns_));
         break;
       case LockStatus::kBusy: counters_.busy++; break;
       case LockStatus::kTimedOut: counters_.timed_out++; break;
@@ -168,18 +155,8 @@ void LockSim::after(NodeId n) {
   if (node.core->has_outbox()) schedule_flush(n);
 }
 
-// Sends are never made from inside a member's action (the cluster is carrying them out): they
-// go from a driver event at the same simulated time.
 void LockSim::schedule_flush(NodeId n) {
-  Node& node = nodes_[n];
-  if (node.flush_scheduled) return;
-  node.flush_scheduled = true;
-  const Uid uid = node.uid;
-  cluster_->at(cluster_->now(), [this, n, uid] {
-    if (!(nodes_[n].uid == uid)) return;
-    nodes_[n].flush_scheduled = false;
-    flush(n);
-  });
+  schedule_flush_once(cluster_, &nodes_, n, [this, n] { flush(n); });
 }
 
 // The core hands its ops over first and the cluster sends them after: a send can deliver at
@@ -299,8 +276,7 @@ void LockSim::on_deliver(NodeId n, const Delivery& d) {
   bool op = false;
   {
     Busy b(&node.busy);
-    op = node.core->on_deliver(d.payload.subspan(std::min(d.payload.size(), kIdBytes)),
-                               to_public(d.sender));
+    op = node.core->on_deliver(app_body(d.payload), to_public(d.sender));
   }
   if (!op) counters_.not_ops++;
   forward_table_events(n);
@@ -312,11 +288,9 @@ void LockSim::on_install(NodeId n, const View& view) {
   Node& node = nodes_[n];
   if (!node.core) return;
   checker_->begin_install(node.uid, view, cluster_->now());
-  std::vector<MemberUid> members;
-  for (Uid u : view.list()) members.push_back(to_public(u));
   {
     Busy b(&node.busy);
-    node.core->on_view(members);
+    node.core->on_view(public_members(view));
   }
   forward_table_events(n);
   end_step(n);
@@ -337,8 +311,9 @@ void LockSim::on_restore(NodeId n, std::span<const std::byte> bytes) {
     ok = node.core->restore(bytes);
   }
   if (!ok) {
-    checker_->fail("state transfer: n" + std::to_string(n) + "'s lock table refused its snapshot (" +
-                   std::to_string(bytes.size()) + " bytes)");
+    checker_->fail("state transfer: n" + std::to_string(n) +
+                   "'s lock table refused its snapshot (" + std::to_string(bytes.size()) +
+                   " bytes)");
   }
   checker_->on_restore(node.uid);
 }
@@ -347,12 +322,9 @@ void LockSim::on_final(NodeId n, ActionKind kind) {
   Node& node = nodes_[n];
   if (!node.core) return;
   if (kind == ActionKind::kCutOff) checker_->on_cut_off(node.uid);
-  const GroupEvent e = kind == ActionKind::kCutOff ? GroupEvent::kCutOff
-                       : kind == ActionKind::kLeft ? GroupEvent::kLeft
-                                                   : GroupEvent::kRemoved;
   {
     Busy b(&node.busy);
-    node.core->on_event(e);
+    node.core->on_event(final_event(kind));
   }
   after(n);
   if (kind != ActionKind::kCutOff) checker_->on_end(node.uid);

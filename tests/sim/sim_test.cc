@@ -11,43 +11,14 @@
 #include "tests/sim/campaign.h"
 #include "tests/sim/checker.h"
 #include "tests/sim/cluster.h"
+#include "tests/sim/sim_suite.h"
 
 namespace cohort::sim {
 namespace {
 
-bool long_tests() {
-  const char* v = std::getenv("COHORT_LONG_TESTS");
-  return v != nullptr && std::string(v) != "0" && std::string(v) != "";
-}
-
-std::string failures_text(const CampaignConfig& config, const CampaignResult& r) {
-  std::string out;
-  for (const SeedResult& s : r.failures) {
-    SeedConfig sc;
-    sc.seed = s.seed;
-    sc.ops = config.ops;
-    sc.members_max = config.members_max;
-    sc.bugs = config.bugs;
-    out += "seed " + std::to_string(s.seed) + ": " + s.violations.front() +
-           "\n  replay: " + replay_command(sc) + "\n";
-  }
-  return out;
-}
-
 void run_and_check(const CampaignConfig& config) {
-  install_abort_reporter(config);
-  const CampaignResult r = run_campaign(config);
-  print_summary(config, r, std::cout);
-  EXPECT_EQ(r.seeds_run, config.seeds);
-  EXPECT_TRUE(r.failures.empty()) << r.failures.size() << " seeds broke an invariant:\n"
-                                  << failures_text(config, r);
-  // The rare paths are reached, not assumed.
-  EXPECT_GT(r.leader_crash_in_flush, 0U);
-  EXPECT_GT(r.sequencer_crash_in_flight, 0U);
-  EXPECT_GT(r.partition_heal, 0U);
-  EXPECT_GT(r.join_under_load, 0U);
-  // The guard keeps the group alive: seeds where faults killed a majority stay rare.
-  EXPECT_LT(r.group_lost * 20, r.seeds_run) << "the fault guard lets too many groups die";
+  const CampaignResult r = run_campaign_keeping_invariants(config);
+  expect_protocol_faults_reached(r);
 }
 
 TEST(Sim, ThousandSeedsKeepEveryInvariant) {
@@ -166,32 +137,7 @@ TEST_P(Mutation, CheckerCatchesThePlantedBug) {
   config.ops = 2000;
   config.members_max = 7;
   ASSERT_TRUE(parse_bug(GetParam(), &config.bugs));
-  install_abort_reporter(config);
-  constexpr uint64_t kLimit = 1000;
-  uint64_t next = 1;
-  while (next <= kLimit) {
-    config.first_seed = next;
-    config.seeds = kLimit - next + 1;
-    config.stop_at_first_violation = true;
-    const CampaignResult r = run_campaign(config);
-    if (r.first_violation_seed == 0) break;
-    const SeedResult& caught = r.failures.front();
-    SeedConfig clean;
-    clean.seed = caught.seed;
-    clean.ops = config.ops;
-    clean.members_max = config.members_max;
-    if (run_seed(clean).ok()) {
-      SeedConfig sc = clean;
-      sc.bugs = config.bugs;
-      std::cout << "mutation " << GetParam() << ": caught at seed " << caught.seed << " (seeds "
-                << 1 << ".." << caught.seed << " tried): " << caught.violations.front()
-                << "\n  replay: " << replay_command(sc) << "\n";
-      std::cout << "figure sim_mutation_" << GetParam() << "_seeds " << caught.seed << " seeds\n";
-      return;
-    }
-    next = caught.seed + 1;  // the seed fails without the bug too: not evidence
-  }
-  FAIL() << "planted bug " << GetParam() << " was not caught within " << kLimit << " seeds";
+  expect_planted_bug_caught(config, GetParam(), "sim_mutation_");
 }
 
 INSTANTIATE_TEST_SUITE_P(PlantedBugs, Mutation, ::testing::ValuesIn(kBugNames),
