@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -128,11 +129,12 @@ Status ShmTransport::prepare_dirs() {
     }
     // Logs are readable by anyone who can open them: the directory must be ours alone.
     if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 0777));
       return Error(Errc::kUnavailable,
                    "shm: " + dir + " must be owned by uid " + std::to_string(geteuid()) +
                        " with mode 0700 (it is uid " + std::to_string(st.st_uid) + ", mode " +
-                       std::to_string(st.st_mode & 0777) + " octal-as-decimal); remove it or " +
-                       "choose another shm.dir");
+                       mode + "); remove it or choose another shm.dir");
     }
   }
   return {};
