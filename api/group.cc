@@ -3,8 +3,6 @@
 // include/cohort <- apps); it holds no protocol logic.
 #include "cohort/group.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +18,7 @@
 #include "runtime/agent.h"
 #include "runtime/clock.h"
 #include "runtime/config.h"
+#include "runtime/page_file.h"
 #include "transport/shm/shm_transport.h"
 #include "transport/udp/udp_transport.h"
 #if COHORT_HAVE_DPDK
@@ -197,15 +196,8 @@ struct Group::Impl final : membership::EngineListener {
   // group's folder; a member that cannot create it runs without it.
   void open_page(const std::string& dir, const std::string& group, uint32_t node) {
     page_path = dir + "/" + group + "/stats-m" + std::to_string(node) + ".page";
-    const int fd = ::open(page_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return;
-    if (ftruncate(fd, 4096) != 0) {
-      ::close(fd);
-      return;
-    }
-    void* map = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    ::close(fd);
-    if (map == MAP_FAILED) return;
+    void* map = map_page_file(page_path, 4096);
+    if (map == nullptr) return;
     page = new (map) StatsPage{};
     page->version = kStatsVersion;
     page->pid = static_cast<int32_t>(getpid());
@@ -248,12 +240,7 @@ struct Group::Impl final : membership::EngineListener {
     page->updated_ns.store(now, r);
   }
 
-  ~Impl() override {
-    if (page != nullptr) {
-      munmap(page, 4096);
-      unlink(page_path.c_str());
-    }
-  }
+  ~Impl() override { unmap_page_file(page, 4096, page_path); }
 
   void on_deliver(const Delivery& d) override {
     Message m;

@@ -6,8 +6,6 @@
 // Locking: `mu` guards the core, the waiters, the store's queue and the request-id map. It is
 // held for the core's bounded work and the group's non-blocking send(), request() and reply()
 // only; never across a store call.
-#include <fcntl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -24,6 +22,7 @@
 #include "apps/common/service_support.h"
 #include "cohort/cache.h"
 #include "cohort/stats.h"
+#include "runtime/page_file.h"
 #include "transport/shm/shm_transport.h"
 
 namespace cohort {
@@ -87,10 +86,7 @@ struct CacheService::Impl final : GroupListener {
     timer_cv.notify_all();
     if (loader_thread.joinable()) loader_thread.join();
     if (timer_thread.joinable()) timer_thread.join();
-    if (page != nullptr) {
-      munmap(page, 4096);
-      unlink(page_path.c_str());
-    }
+    unmap_page_file(page, 4096, page_path);
   }
 
   // Under mu: send what the core queued, hand store work to the loader thread, wake waiters.
@@ -282,15 +278,8 @@ struct CacheService::Impl final : GroupListener {
     std::error_code ec;
     if (!std::filesystem::is_directory(folder, ec)) return;  // not on shm: no page
     page_path = folder + "/cache-m" + std::to_string(go.node) + ".page";
-    const int fd = ::open(page_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return;
-    if (ftruncate(fd, 4096) != 0) {
-      ::close(fd);
-      return;
-    }
-    void* map = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    ::close(fd);
-    if (map == MAP_FAILED) return;
+    void* map = map_page_file(page_path, 4096);
+    if (map == nullptr) return;
     page = new (map) CacheStatsPage{};
     page->version = kCacheStatsVersion;
     page->pid = static_cast<int32_t>(getpid());
