@@ -92,6 +92,9 @@ Status GroupEngine::setup() {
   }
   const uint32_t incarnation =
       options_.incarnation != 0 ? options_.incarnation : incarnation_from_clock();
+  // The Member keeps every record it writes within what this log takes (DATA batches close
+  // before; a message too large for a record of its own is refused at send()).
+  options_.protocol.max_record_bytes = transport_->publication().max_record_bytes();
   member_ = std::make_unique<Member>(options_.protocol, Uid{self_, incarnation}, nodes_);
   const TimeNs now = now_ns();
   if (options_.bootstrap) {

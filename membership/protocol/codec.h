@@ -44,7 +44,9 @@ enum class ControlKind : uint8_t {
 // Bounds on what a decoder accepts (a limit on everything).
 inline constexpr uint32_t kMaxOrderRanges = 256;
 inline constexpr uint32_t kMaxDataBatch = 1024;         // messages in one DATA record
-inline constexpr uint32_t kDataBatchBytes = 16U << 10;  // a sender starts a new DATA past this
+inline constexpr uint32_t kDataBatchBytes = 16U << 10;  // no DATA batch grows past this
+inline constexpr uint32_t kRecordHeadBytes = 20;        // magic, version, kind, writer, view
+inline constexpr uint32_t kDataEntryHeadBytes = 18;     // rank, mode, sseq, gseq, length
 inline constexpr uint32_t kMaxSnapChunk = 4096;
 inline constexpr uint32_t kMaxSnapshotBytes = 64U << 20;
 

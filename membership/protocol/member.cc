@@ -475,9 +475,11 @@ void Member::Impl::append_data(Mode mode, std::span<const std::byte> payload) {
 // was appended (or sent) after it and the driver has not taken the actions yet (so, in the
 // engine, the sends of one poll make one record); else it starts a new one.
 void Member::Impl::put_batched(ViewId view, const DataBody& d) {
-  const bool extend = open_batch.open && open_batch.view == view &&
-                      open_batch.ref + 1 == arena_refs.size() && open_batch.count < kMaxDataBatch &&
-                      arena.size() - arena_refs.back().offset < kDataBatchBytes;
+  const size_t limit = std::min<size_t>(kDataBatchBytes, config.max_record_bytes);
+  const bool extend =
+      open_batch.open && open_batch.view == view && open_batch.ref + 1 == arena_refs.size() &&
+      open_batch.count < kMaxDataBatch &&
+      arena.size() - arena_refs.back().offset + kDataEntryHeadBytes + d.payload.size() <= limit;
   if (extend) {
     Writer w(&arena);
     put_data(w, d);
@@ -577,7 +579,10 @@ SendResult Member::send(Mode mode, std::span<const std::byte> payload, TimeNs no
   Impl& m = *impl_;
   m.now = now;
   if (!m.in_view()) return SendResult::kNotMember;
-  if (payload.size() > m.config.max_payload_bytes) return SendResult::kTooLarge;
+  if (payload.size() > m.config.max_payload_bytes ||
+      kRecordHeadBytes + 2 + kDataEntryHeadBytes + payload.size() > m.config.max_record_bytes) {
+    return SendResult::kTooLarge;
+  }
   if (!m.active() || !m.pending_sends.empty()) {
     if (m.pending_sends.size() >= m.config.max_pending_sends) return SendResult::kFull;
     m.pending_sends.emplace_back(mode, std::vector<std::byte>(payload.begin(), payload.end()));

@@ -85,7 +85,11 @@ struct ProtocolConfig {
   TimeNs join_retry_ns = 50'000'000;          // a joiner asks again
   uint32_t max_pending_sends = 4096;          // application sends held while wedged
   uint32_t max_payload_bytes = 4096;          // one message; larger is refused by send()
-  uint32_t max_outstanding_requests = 4096;   // point-to-point requests not yet answered
+  // The largest record the member's log takes (the engine sets it from the transport): a DATA
+  // batch closes before it would grow past it, and a message that cannot fit in a record of its
+  // own is refused by send() (kTooLarge) rather than by the log.
+  uint32_t max_record_bytes = 64U << 10;
+  uint32_t max_outstanding_requests = 4096;  // point-to-point requests not yet answered
   PlantedBugs bugs{};
 };
 

@@ -93,6 +93,12 @@ class Net {
     }
     return n;
   }
+  // The largest record in node i's log.
+  size_t largest_record(uint32_t i) const {
+    size_t n = 0;
+    for (const auto& [at, bytes] : logs_[i]) n = std::max(n, bytes.size());
+    return n;
+  }
   SendResult request(uint32_t i, Uid to, uint64_t id, std::span<const std::byte> payload) {
     const SendResult r = nodes_[i].m->send_request(to, id, payload, now_);
     drain(i);
@@ -403,6 +409,29 @@ TEST(Member, SendsOfOneBurstLeaveAsOneDataRecord) {
     ASSERT_EQ(net.node(i).delivered.size(), 5U) << "member " << i;
     EXPECT_EQ(net.node(i).delivered, net.node(0).delivered);
   }
+}
+
+// A batch closes before it would outgrow the largest record the log takes, and a message too
+// large for a record of its own is refused at send() (the log would refuse the record).
+TEST(Member, DataBatchesStayWithinTheLargestRecord) {
+  Net net(3);
+  net.config_.max_record_bytes = 200;
+  net.start(0, true);
+  net.start(1, false);
+  net.start(2, false);
+  net.run(300 * kMs);
+  ASSERT_EQ(net.node(2).views.back().count, 3U);
+  std::vector<uint64_t> ids;
+  for (uint64_t id = 1; id <= 20; ++id) ids.push_back(id);
+  net.send_burst(1, Mode::kTotal, ids);
+  EXPECT_LE(net.largest_record(1), 200U);
+  EXPECT_GE(net.records_of(1, RecordKind::kData), 4U);  // 6 entries of 26 bytes fit in 200
+  net.run(20 * kMs);
+  for (uint32_t i = 0; i < 3; ++i) EXPECT_EQ(net.node(i).delivered.size(), 20U) << i;
+  const std::vector<std::byte> big(200 - 40 + 1);
+  EXPECT_EQ(net.node(1).m->send(Mode::kTotal, big, 0), SendResult::kTooLarge);
+  const std::vector<std::byte> fits(200 - 40);
+  EXPECT_EQ(net.node(1).m->send(Mode::kTotal, fits, 0), SendResult::kOk);
 }
 
 // A DATA record that breaks any rule of a batch is dropped whole and counted; the members go
