@@ -395,8 +395,8 @@ void GroupEngine::carry_out() {
 SendResult GroupEngine::enqueue(Submission::Kind kind, Mode mode, Uid target, uint64_t id,
                                 std::span<const std::byte> payload) {
   if (payload.size() > sizeof(Submission::bytes)) return SendResult::kTooLarge;
-  Submission* s = nullptr;
-  if (!free_slots_->try_dequeue(s)) {
+  Submission* s = take_free_slot();
+  if (s == nullptr) {
     ++counters_.submit_full;
     return SendResult::kFull;
   }
@@ -444,9 +444,15 @@ SendResult GroupEngine::submit_reply(Uid to, uint64_t id, std::span<const std::b
   return enqueue(Submission::Kind::kReply, Mode::kTotal, to, id, payload);
 }
 
+GroupEngine::Submission* GroupEngine::take_free_slot() noexcept {
+  Submission* s = nullptr;
+  std::lock_guard<std::mutex> g(take_mu_);
+  return free_slots_->try_dequeue(s) ? s : nullptr;
+}
+
 void GroupEngine::submit_leave() {
   Submission* s = nullptr;
-  while (!free_slots_->try_dequeue(s)) cpu_relax();
+  while ((s = take_free_slot()) == nullptr) cpu_relax();
   s->kind = Submission::Kind::kLeave;
   s->length = 0;
   COHORT_ASSERT(submissions_->enqueue_burst(&s, 1) == 1);

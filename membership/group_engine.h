@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -161,7 +162,13 @@ class GroupEngine {
   TimeNs control_next_beat_ns_ = 0;
   std::unique_ptr<MpscRing<Submission*>> submissions_;
   std::vector<std::unique_ptr<Submission>> submission_slots_;
+  // Free slots go back from the data thread alone, but are taken by every submitting thread:
+  // the ring has one consumer only (runtime/mpsc_ring.h), so taking is serialised. (Without
+  // this, two threads could take one slot: the cache service, which submits from its
+  // application, loader, timer and data threads, hit it as a slot returned twice.)
   std::unique_ptr<MpscRing<Submission*>> free_slots_;
+  std::mutex take_mu_;
+  Submission* take_free_slot() noexcept;
   // Requests submitted and not yet answered (submit_request: kFull at the protocol's limit).
   std::atomic<uint32_t> requests_in_flight_{0};
   Submission* held_ = nullptr;  // refused with kFull by the Member: offered again first
