@@ -396,10 +396,7 @@ SendResult GroupEngine::enqueue(Submission::Kind kind, Mode mode, Uid target, ui
                                 std::span<const std::byte> payload) {
   if (payload.size() > sizeof(Submission::bytes)) return SendResult::kTooLarge;
   Submission* s = take_free_slot();
-  if (s == nullptr) {
-    ++counters_.submit_full;
-    return SendResult::kFull;
-  }
+  if (s == nullptr) return SendResult::kFull;  // counted in take_free_slot()
   s->kind = kind;
   s->mode = mode;
   s->target = target;
@@ -447,7 +444,9 @@ SendResult GroupEngine::submit_reply(Uid to, uint64_t id, std::span<const std::b
 GroupEngine::Submission* GroupEngine::take_free_slot() noexcept {
   Submission* s = nullptr;
   std::lock_guard<std::mutex> g(take_mu_);
-  return free_slots_->try_dequeue(s) ? s : nullptr;
+  if (free_slots_->try_dequeue(s)) return s;
+  ++counters_.submit_full;  // under the lock: submitting threads count it one at a time
+  return nullptr;
 }
 
 void GroupEngine::submit_leave() {
