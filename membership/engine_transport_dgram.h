@@ -52,7 +52,8 @@ class DgramEngineTransport final : public EngineTransport {
     was_in_view_ &= ~departed;
   }
 
-  transport::SendStatus send_control(NodeId to, std::span<const std::byte> bytes) noexcept override {
+  transport::SendStatus send_control(NodeId to,
+                                     std::span<const std::byte> bytes) noexcept override {
     return t_->send_control(to, bytes);
   }
   uint32_t poll_control(transport::ControlMessage* out, uint32_t max) noexcept override {
@@ -63,7 +64,7 @@ class DgramEngineTransport final : public EngineTransport {
   // included, and reports it here.
   uint32_t maintain(TimeNs now) noexcept override {
     (void)now;
-    if constexpr (requires(T& t) { t.take_failed(); }) {
+    if constexpr (requires(T & t) { t.take_failed(); }) {
       return t_->take_failed();
     } else {
       return 0;

@@ -11,7 +11,7 @@ Result<std::unique_ptr<EngineTransport>> make_rdma_engine_transport(
   if (!t.ok()) return std::move(t).error();
   return std::unique_ptr<EngineTransport>(
       std::make_unique<DgramEngineTransport<transport::rdma::RdmaTransport>>(std::move(*t),
-                                                                            "rdma"));
+                                                                             "rdma"));
 }
 
 }  // namespace cohort::membership

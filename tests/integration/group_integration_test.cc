@@ -61,16 +61,26 @@ struct Step {
   enum class Kind : uint8_t { kStart, kKill, kStop, kCont, kSleep, kWaitView, kWaitLine };
   Kind kind = Kind::kSleep;
   size_t member = 0;
-  uint64_t ms = 0;         // kSleep: how long; the waits: the timeout
-  uint32_t members = 0;    // kWaitView: a view of exactly this many members
-  std::string line;        // kWaitLine: a stdout line that starts with this
+  uint64_t ms = 0;       // kSleep: how long; the waits: the timeout
+  uint32_t members = 0;  // kWaitView: a view of exactly this many members
+  std::string line;      // kWaitLine: a stdout line that starts with this
 };
 
-Step start(size_t m) { return {Step::Kind::kStart, m, 0, 0, {}}; }
-Step kill_hard(size_t m) { return {Step::Kind::kKill, m, 0, 0, {}}; }
-Step stop(size_t m) { return {Step::Kind::kStop, m, 0, 0, {}}; }
-Step cont(size_t m) { return {Step::Kind::kCont, m, 0, 0, {}}; }
-Step sleep_ms(uint64_t ms) { return {Step::Kind::kSleep, 0, ms, 0, {}}; }
+Step start(size_t m) {
+  return {Step::Kind::kStart, m, 0, 0, {}};
+}
+Step kill_hard(size_t m) {
+  return {Step::Kind::kKill, m, 0, 0, {}};
+}
+Step stop(size_t m) {
+  return {Step::Kind::kStop, m, 0, 0, {}};
+}
+Step cont(size_t m) {
+  return {Step::Kind::kCont, m, 0, 0, {}};
+}
+Step sleep_ms(uint64_t ms) {
+  return {Step::Kind::kSleep, 0, ms, 0, {}};
+}
 // Waits count only what a member printed after the last start or fault, so "a view of 2
 // members" after a kill is not an earlier view of 2 from before the third member joined.
 Step wait_view(size_t m, uint32_t members, uint64_t timeout_ms = 10'000) {
@@ -92,10 +102,16 @@ struct Case {
 MemberSpec node(uint32_t node, bool bootstrap, uint64_t rate, const char* mode, uint64_t run_ms) {
   MemberSpec m;
   m.name = "n" + std::to_string(node);
-  m.args = {"--group",  "{group}",  "--node",     std::to_string(node), "--slots",
-            "8",        "--shm-dir", "{shm}",     "--log",              "{log}",
-            "--rate",   std::to_string(rate),     "--mode",             mode,
-            "--size",   "64",       "--run-ms",   std::to_string(run_ms), "--drain-ms", "1000"};
+  m.args = {"--group",    "{group}",
+            "--node",     std::to_string(node),
+            "--slots",    "8",
+            "--shm-dir",  "{shm}",
+            "--log",      "{log}",
+            "--rate",     std::to_string(rate),
+            "--mode",     mode,
+            "--size",     "64",
+            "--run-ms",   std::to_string(run_ms),
+            "--drain-ms", "1000"};
   if (bootstrap) m.args.push_back("--bootstrap");
   // Like an application that wants to stay in: a member the group removes (a false suspicion
   // on a loaded machine, a SIGSTOP) joins again as a new incarnation.
@@ -125,8 +141,8 @@ class CaseRun {
     static int cases = 0;
     group_ = "g" + std::to_string(++cases);
     dir_ = "/dev/shm/cohort-it-" + std::to_string(getpid()) + "-" + group_;
-    std::printf("  %s: folder %s\n", ::testing::UnitTest::GetInstance()->current_test_info()->name(),
-                dir_.c_str());
+    std::printf("  %s: folder %s\n",
+                ::testing::UnitTest::GetInstance()->current_test_info()->name(), dir_.c_str());
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     std::filesystem::permissions(dir_, std::filesystem::perms::owner_all);
@@ -314,11 +330,11 @@ bool CaseRun::execute() {
           return false;
         });
         if (!ok) {
-          failure_ = s.kind == Step::Kind::kWaitLine
-                         ? who + " printed no '" + s.line + "' within " + std::to_string(s.ms) +
-                               " ms"
-                         : who + " installed no view of " + std::to_string(s.members) +
-                               " members within " + std::to_string(s.ms) + " ms";
+          failure_ =
+              s.kind == Step::Kind::kWaitLine
+                  ? who + " printed no '" + s.line + "' within " + std::to_string(s.ms) + " ms"
+                  : who + " installed no view of " + std::to_string(s.members) +
+                        " members within " + std::to_string(s.ms) + " ms";
         }
         break;
       }
@@ -343,8 +359,8 @@ bool CaseRun::execute() {
   for (size_t i = 0; i < procs_.size(); ++i) {
     const Proc& p = procs_[i];
     if (p.pid > 0 && p.killed_ns == 0 && !(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0)) {
-      failure_ = case_.members[i].name + " did not exit cleanly (status " +
-                 std::to_string(p.status) + ")";
+      failure_ =
+          case_.members[i].name + " did not exit cleanly (status " + std::to_string(p.status) + ")";
       return false;
     }
   }
@@ -444,7 +460,8 @@ struct Removals {
 // (every member runs with --rejoin). Such removals had no fault behind them: each is printed,
 // and counted as the engine bug's or as a plain false suspicion (a process starved beyond the
 // 100 ms suspect timeout on a loaded machine, which the protocol allows).
-Removals expect_clean_ends(const CheckReport& r, size_t processes, std::vector<size_t> except = {}) {
+Removals expect_clean_ends(const CheckReport& r, size_t processes,
+                           std::vector<size_t> except = {}) {
   Removals out;
   for (size_t f = 0; f < processes; ++f) {
     if (std::find(except.begin(), except.end(), f) != except.end()) continue;
@@ -487,7 +504,8 @@ void expect_full_view(const CheckReport& r, uint32_t n) {
 // The simulator's application state is what cohort node keeps, so the checker reads its
 // snapshots as they are (apps/cli/node_log.h).
 TEST(GroupCheck, node_state_is_the_simulators) {
-  for (uint64_t id : {uint64_t{1}, uint64_t{42}, cli::message_id(3, 0x5eed1234, 17), ~uint64_t{0}}) {
+  for (uint64_t id :
+       {uint64_t{1}, uint64_t{42}, cli::message_id(3, 0x5eed1234, 17), ~uint64_t{0}}) {
     EXPECT_EQ(cli::message_hash(id), sim::message_hash(id)) << id;
   }
 }
@@ -525,13 +543,15 @@ TEST(GroupCheck, catches_forged_deliveries) {
                               "400 leave\n410 left\n420 stop self=n0.7\n");
   const std::string b = write("b.log",
                               "150 start self=n1.9 founder=0\n"
-                              "199 restore snap=" + snapshot_hex + "\n"
-                              "201 view id=2 members=n0.7,n1.9\n"
-                              "250 send id=1.9.0 mode=total size=64 hash=00000000000000cc\n"
-                              "251 sent id=1.9.0 result=ok\n"
-                              "260 deliver view=2 gseq=1 from=n1.9 sseq=1 mode=total id=1.9.1 "
-                              "hash=00000000000000cc\n"
-                              "270 deliver view=2 gs");  // torn by the SIGKILL
+                              "199 restore snap=" +
+                                  snapshot_hex +
+                                  "\n"
+                                  "201 view id=2 members=n0.7,n1.9\n"
+                                  "250 send id=1.9.0 mode=total size=64 hash=00000000000000cc\n"
+                                  "251 sent id=1.9.0 result=ok\n"
+                                  "260 deliver view=2 gseq=1 from=n1.9 sseq=1 mode=total id=1.9.1 "
+                                  "hash=00000000000000cc\n"
+                                  "270 deliver view=2 gs");  // torn by the SIGKILL
   const LogInput logs[] = {{a, 0}, {b, 500}};
   const CheckReport r = check_logs(logs);
   std::printf("%s\n", r.verdict().c_str());
@@ -566,8 +586,8 @@ TEST(GroupProcesses, three_members_shm) {
 TEST(GroupProcesses, five_members_shm) {
   Case c;
   for (uint32_t n = 0; n < 5; ++n) c.members.push_back(node(n, n == 0, 400, "total", 3000));
-  c.schedule = {start(0), wait_view(0, 1), start(1), start(2), start(3), start(4),
-                wait_view(0, 5, 15'000)};
+  c.schedule = {start(0), wait_view(0, 1),        start(1), start(2), start(3),
+                start(4), wait_view(0, 5, 15'000)};
   CaseRun run(std::move(c));
   const CheckReport r = run_case(run);
   expect_clean_ends(r, 5);
@@ -706,9 +726,10 @@ TEST(GroupProcesses, sigstop_beyond_timeout_then_sigcont) {
   EXPECT_GT(new_inc.deliveries, 0U);
   EXPECT_EQ(new_inc.end, MemberFacts::End::kLeft);
   expect_clean_ends(r, 3, {2});
-  std::printf("  the stopped member came back after %u more removals (engine bug %u, false "
-              "suspicions %u)\n",
-              extra_bug + extra_suspected, extra_bug, extra_suspected);
+  std::printf(
+      "  the stopped member came back after %u more removals (engine bug %u, false "
+      "suspicions %u)\n",
+      extra_bug + extra_suspected, extra_bug, extra_suspected);
   // The engine once reported a slot failed after its new incarnation was installed, removing
   // the healthy rejoiner again (tests/integration/NOTES.md); the shm adapter now resyncs its
   // liveness scan at each install, so this must not happen.
@@ -788,12 +809,13 @@ TEST(GroupProcesses, three_members_udp_with_loss) {
 // without it and goes on; n2 reports that it is cut off and never installs a view of its own.
 TEST(GroupProcesses, minority_partition_stops) {
   const std::string peers = loopback_peers(3, 1);
-  CaseRun run({{dgram_node(0, true, 1000, 4000, "udp", peers),
-                dgram_node(1, false, 1000, 4000, "udp", peers),
-                dgram_node(2, false, 1000, 4000, "udp", peers,
-                           {"--cut-off", "0,1", "--cut-after-ms", "1500"})},
-               {start(0), wait_view(0, 1), start(1), start(2), wait_view(0, 3), wait_view(2, 3),
-                wait_view(0, 2, 5000), wait_view(1, 2, 5000), wait_line(2, "event cut_off", 5000)}});
+  CaseRun run(
+      {{dgram_node(0, true, 1000, 4000, "udp", peers),
+        dgram_node(1, false, 1000, 4000, "udp", peers),
+        dgram_node(2, false, 1000, 4000, "udp", peers,
+                   {"--cut-off", "0,1", "--cut-after-ms", "1500"})},
+       {start(0), wait_view(0, 1), start(1), start(2), wait_view(0, 3), wait_view(2, 3),
+        wait_view(0, 2, 5000), wait_view(1, 2, 5000), wait_line(2, "event cut_off", 5000)}});
   const CheckReport r = run_case(run);
   const auto minority = incarnations(r, 2);
   ASSERT_EQ(minority.size(), 1U);
@@ -829,7 +851,8 @@ class BridgedNamespaces {
   explicit BridgedNamespaces(uint32_t hosts) {
     const std::string id = std::to_string(getpid() % 100000);
     bridge_ns_ = "cgb" + id;
-    ok_ = sh("ip netns add " + bridge_ns_) && sh("ip -n " + bridge_ns_ + " link add br0 type bridge") &&
+    ok_ = sh("ip netns add " + bridge_ns_) &&
+          sh("ip -n " + bridge_ns_ + " link add br0 type bridge") &&
           sh("ip -n " + bridge_ns_ + " link set br0 up");
     for (uint32_t i = 0; ok_ && i < hosts; ++i) {
       const std::string ns = "cgn" + std::to_string(i) + "x" + id;
@@ -838,7 +861,8 @@ class BridgedNamespaces {
       namespaces_.push_back(ns);
       ifaces_.push_back(a);
       ok_ = sh("ip netns add " + ns) && sh("ip link add " + a + " type veth peer name " + b) &&
-            sh("ip link set " + a + " netns " + ns) && sh("ip link set " + b + " netns " + bridge_ns_) &&
+            sh("ip link set " + a + " netns " + ns) &&
+            sh("ip link set " + b + " netns " + bridge_ns_) &&
             sh("ip -n " + ns + " link set " + a + " up") &&
             sh("ip -n " + bridge_ns_ + " link set " + b + " master br0") &&
             sh("ip -n " + bridge_ns_ + " link set " + b + " up");
@@ -877,16 +901,24 @@ TEST(GroupProcesses, three_members_dpdk_af_packet) {
   Case c;
   for (uint32_t n = 0; n < 3; ++n) {
     const std::string prefix = "cg" + std::to_string(getpid()) + "n" + std::to_string(n);
-    MemberSpec m = dgram_node(
-        n, n == 0, 500, 3500, "dpdk", peers,
-        {"--dpdk-eal", "--no-huge --no-pci -m 256 --no-shconf --file-prefix " + prefix +
-                           " --vdev=net_af_packet0,iface=" + net.iface(n)});
+    MemberSpec m =
+        dgram_node(n, n == 0, 500, 3500, "dpdk", peers,
+                   {"--dpdk-eal", "--no-huge --no-pci -m 256 --no-shconf --file-prefix " + prefix +
+                                      " --vdev=net_af_packet0,iface=" + net.iface(n)});
     m.prefix = {"ip", "netns", "exec", net.ns(n)};
     c.members.push_back(m);
   }
-  c.schedule = {start(0), wait_view(0, 1), start(1), start(2), wait_view(0, 3, 15'000),
-                wait_view(1, 3), wait_view(2, 3), sleep_ms(1000), kill_hard(2),
-                wait_view(0, 2, 5000), wait_view(1, 2, 5000)};
+  c.schedule = {start(0),
+                wait_view(0, 1),
+                start(1),
+                start(2),
+                wait_view(0, 3, 15'000),
+                wait_view(1, 3),
+                wait_view(2, 3),
+                sleep_ms(1000),
+                kill_hard(2),
+                wait_view(0, 2, 5000),
+                wait_view(1, 2, 5000)};
   CaseRun run(std::move(c));
   const CheckReport r = run_case(run);
   const MemberFacts* victim = running_at(r, 2, run.proc(2).killed_ns);

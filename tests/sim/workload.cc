@@ -993,7 +993,7 @@ void Workload::liveness_check() {
   }
   if (done && lock_ && !lock_->quiescent()) done = false;  // every lock released, every queue empty
   if (done && cache_ && !cache_->quiescent()) done = false;  // every get, load and write ended
-  if (done && p2p_ && !p2p_->quiescent()) done = false;    // every request answered
+  if (done && p2p_ && !p2p_->quiescent()) done = false;      // every request answered
   if (done) {
     converged_ = true;
     result_.converged = true;
