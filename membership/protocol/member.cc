@@ -683,15 +683,17 @@ void RecordTag::note(std::span<const std::byte> record) noexcept {
   Reader r(record);
   RecordHead h{};
   if (!get_record_head(r, &h)) return;  // dropped by every member at once
-  // The highest sseq the record claims (a DATA batch's entries are consecutive: its last).
+  // The highest sseq the record claims: a DATA batch's entries are consecutive, so its first
+  // entry and its count say it without reading the rest (every record passes here).
   DataBody d{};
   bool data = false;
   if (h.kind == RecordKind::kRelayData) {
     data = get_data(r, &d);
   } else if (h.kind == RecordKind::kData) {
     const uint32_t count = r.u16();
-    data = count != 0 && count <= kMaxDataBatch;
-    for (uint32_t i = 0; data && i < count; ++i) data = get_data_entry(r, &d);
+    data = count != 0 && count <= kMaxDataBatch && get_data_entry(r, &d) &&
+           d.sseq <= UINT32_MAX - (count - 1);
+    if (data) d.sseq += count - 1;
   }
   if (h.view > view) {
     older = std::max(older, view);  // 0 when nothing was noted yet
