@@ -162,6 +162,10 @@ struct Group::Impl final : membership::EngineListener {
       delivered_bytes{0}, sent{0};
   std::atomic<uint64_t> next_request_id{0}, requests_out{0}, requests_in{0}, replies_in{0};
 
+  // The data core's counters for stats(), copied every 10 ms (they are its own, not atomic).
+  std::atomic<uint64_t> records_malformed{0}, control_malformed{0}, dropped_stale{0}, relayed{0},
+      polls{0}, idle_polls{0}, sent_inline{0};
+
   StatsPage* page = nullptr;
   std::string page_path;
   uint64_t next_publish_ns = 0;
@@ -178,11 +182,12 @@ struct Group::Impl final : membership::EngineListener {
     const uint32_t work = impl.engine->poll();
     // The page is refreshed every 10 ms; the clock is read every 256 polls to see if that is
     // due (a clock read costs as much as an idle poll).
-    if (impl.page != nullptr && (++impl.polls_since_clock & 255U) == 0) {
+    if ((++impl.polls_since_clock & 255U) == 0) {
       const uint64_t now = mono_ns();
       if (now >= impl.next_publish_ns) {
         impl.next_publish_ns = now + 10'000'000;
-        impl.publish(now);
+        impl.copy_counters();
+        if (impl.page != nullptr) impl.publish(now);
       }
     }
     return work;
@@ -206,6 +211,19 @@ struct Group::Impl final : membership::EngineListener {
     std::snprintf(page->group, sizeof page->group, "%s", group.c_str());
     // release: a reader that sees the magic sees the header above (pairs with its acquire).
     std::atomic_ref<uint64_t>(page->magic).store(kStatsMagic, std::memory_order_release);
+  }
+
+  void copy_counters() {
+    const membership::MemberCounters& mc = engine->member().counters();
+    const membership::EngineCounters& ec = engine->counters();
+    constexpr auto r = std::memory_order_relaxed;
+    records_malformed.store(mc.records_malformed, r);
+    control_malformed.store(mc.control_malformed, r);
+    dropped_stale.store(mc.records_dropped_stale + mc.control_dropped_stale, r);
+    relayed.store(mc.relayed_records, r);
+    polls.store(ec.polls, r);
+    idle_polls.store(ec.idle_polls, r);
+    sent_inline.store(ec.sends_inline, r);
   }
 
   void publish(uint64_t now) {
@@ -376,6 +394,7 @@ void Group::stop() {
     a->request_stop();
     a->join();
   }
+  impl_->copy_counters();  // the data core is stopped: its counters are still
 }
 
 uint32_t Group::poll() {
@@ -449,6 +468,13 @@ GroupStats Group::stats() const noexcept {
   s.requests_sent = impl_->requests_out.load(std::memory_order_relaxed);
   s.requests_received = impl_->requests_in.load(std::memory_order_relaxed);
   s.replies_received = impl_->replies_in.load(std::memory_order_relaxed);
+  s.records_malformed = impl_->records_malformed.load(std::memory_order_relaxed);
+  s.control_malformed = impl_->control_malformed.load(std::memory_order_relaxed);
+  s.dropped_stale = impl_->dropped_stale.load(std::memory_order_relaxed);
+  s.relayed = impl_->relayed.load(std::memory_order_relaxed);
+  s.polls = impl_->polls.load(std::memory_order_relaxed);
+  s.idle_polls = impl_->idle_polls.load(std::memory_order_relaxed);
+  s.sent_inline = impl_->sent_inline.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -251,7 +251,10 @@ uint32_t GroupEngine::drain_submissions(TimeNs now) {
   uint32_t done = 0;
   while (done < kDrainBurst && pending_appends_.empty()) {
     Submission* s = held_;
-    if (s == nullptr && !submissions_->try_dequeue(s)) break;
+    if (s == nullptr) {
+      if (!submissions_->try_dequeue(s)) break;
+      if (s->from_data_thread) --own_queued_;
+    }
     held_ = nullptr;
     if (offer(*s, now) == SendResult::kFull) {
       held_ = s;
@@ -294,6 +297,13 @@ SendResult GroupEngine::offer(const Submission& s, TimeNs now) {
 uint32_t GroupEngine::poll() {
   ++counters_.polls;
   const TimeNs now = now_ns();
+  last_poll_ns_ = now;
+  // One thread polls (its own, or the application's in a loop): its sends skip the queue.
+  // Written only when it changes, so submitting threads do not see the line bounce.
+  const std::thread::id me = std::this_thread::get_id();
+  if (data_thread_.load(std::memory_order_relaxed) != me) {
+    data_thread_.store(me, std::memory_order_relaxed);
+  }
   uint32_t work = 0;
   if (now >= next_maintain_ns_) {
     next_maintain_ns_ = now + kMaintainNs;
@@ -351,6 +361,7 @@ void GroupEngine::carry_out() {
   if (actions.empty()) return;
   // The callbacks below may not call into the member (they run inside this loop); what they
   // submit goes through the ring.
+  carrying_out_ = true;
   for (const Action& a : actions) {
     switch (a.kind) {
       case ActionKind::kAppend:
@@ -388,6 +399,7 @@ void GroupEngine::carry_out() {
     }
   }
   member_->clear_actions();
+  carrying_out_ = false;
   if (!pending_appends_.empty()) flush_appends();
 }
 
@@ -403,12 +415,34 @@ SendResult GroupEngine::enqueue(Submission::Kind kind, Mode mode, Uid target, ui
   s->id = id;
   s->length = static_cast<uint32_t>(payload.size());
   std::memcpy(s->bytes, payload.data(), payload.size());
+  s->from_data_thread = data_thread_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+  if (s->from_data_thread)
+    ++own_queued_;  // before the slot is published: the drain's decrement follows
   COHORT_ASSERT(submissions_->enqueue_burst(&s, 1) == 1);
   if (waker_ != nullptr) waker_->wake();
   return SendResult::kOk;
 }
 
+// The data thread, outside carry_out(). A thread that never polled compares unequal (a default
+// id names no thread), and a relaxed load is enough: only the data thread itself can find its
+// own id there.
+bool GroupEngine::on_data_thread() const noexcept {
+  return !carrying_out_ &&
+         data_thread_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+}
+
+// From the data thread, a send goes to the Member at once (which copies the payload) unless
+// earlier ones wait (a send held for kFull, records held by back-pressure): then it queues
+// behind them, keeping this thread's order. The Member's actions stay with it until the next
+// poll carries them out, so a burst of sends between polls still leaves as one DATA record.
+// (carrying_out_ is read on other threads too, but only after the id check, which fails there.)
 SendResult GroupEngine::submit(Mode mode, std::span<const std::byte> payload) {
+  if (on_data_thread() && held_ == nullptr && pending_appends_.empty() && own_queued_ == 0) {
+    if (payload.size() > sizeof(Submission::bytes)) return SendResult::kTooLarge;
+    const SendResult r = member_->send(mode, payload, last_poll_ns_);
+    if (r == SendResult::kOk) ++counters_.sends_inline;
+    return r;
+  }
   return enqueue(Submission::Kind::kSend, mode, Uid{}, 0, payload);
 }
 
@@ -454,6 +488,8 @@ void GroupEngine::submit_leave() {
   while ((s = take_free_slot()) == nullptr) cpu_relax();
   s->kind = Submission::Kind::kLeave;
   s->length = 0;
+  s->from_data_thread = data_thread_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+  if (s->from_data_thread) ++own_queued_;
   COHORT_ASSERT(submissions_->enqueue_burst(&s, 1) == 1);
   if (waker_ != nullptr) waker_->wake();
 }

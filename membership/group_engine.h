@@ -25,6 +25,7 @@
 #include <mutex>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "membership/engine_transport.h"
@@ -78,6 +79,7 @@ struct EngineCounters {
   uint64_t control_ring_full = 0;  // dedicated mode: a datagram the ring between cores refused
   uint64_t send_held = 0;          // the Member said kFull: the send waits at the head
   uint64_t replies_dropped = 0;    // a reply whose requester is no longer in the view
+  uint64_t sends_inline = 0;       // sends the data thread made straight to the Member (kOk)
 };
 
 class GroupEngine {
@@ -100,7 +102,10 @@ class GroupEngine {
   // The loop's waker (runtime/idle.h): submit() ends its park early.
   void set_waker(Waker* waker) noexcept { waker_ = waker; }
 
-  // From any thread: queues a message (or a leave) for the data core.
+  // From any thread: a message (or a leave) for the data core. From the data thread itself
+  // (the one that calls poll(), outside a listener callback) a send goes straight to the
+  // Member: no queue, no copy into a slot; its record leaves at the next poll. From any other
+  // thread, or from inside a callback, it is queued.
   SendResult submit(Mode mode, std::span<const std::byte> payload);
   void submit_leave();
   // From any thread: queues a point-to-point request (`id` is the caller's, unique among its
@@ -117,9 +122,10 @@ class GroupEngine {
   struct Submission {
     enum class Kind : uint8_t { kSend, kLeave, kRequest, kReply };
     Kind kind = Kind::kSend;
-    Mode mode = Mode::kTotal;  // kSend
-    Uid target;                // kRequest, kReply
-    uint64_t id = 0;           // kRequest, kReply
+    Mode mode = Mode::kTotal;       // kSend
+    Uid target;                     // kRequest, kReply
+    uint64_t id = 0;                // kRequest, kReply
+    bool from_data_thread = false;  // queued by the data thread (from a callback)
     uint32_t length = 0;
     std::byte bytes[4096];
   };
@@ -141,6 +147,7 @@ class GroupEngine {
   bool try_append(std::span<const std::byte> record);
   void answer(const P2pMessage& m, bool failed);
   bool flush_appends();
+  bool on_data_thread() const noexcept;
 
   EngineOptions options_;
   EngineListener* listener_;
@@ -176,6 +183,15 @@ class GroupEngine {
   // Copies of polled records the Member may point into: 1 MiB chunks filled in arrival order,
   // each given back (4 kept as spares) once the Member holds nothing in it.
   RecordStore store_;
+  // The thread that polls (set by poll()), and whether it is inside carry_out(): a send from
+  // there must not reach the Member, whose actions carry_out() is walking.
+  std::atomic<std::thread::id> data_thread_{};
+  bool carrying_out_ = false;
+  // Submissions the data thread queued that are still in the ring: its next send must queue
+  // behind them. (The ring cannot tell: its head may be another thread's slot, claimed and not
+  // yet filled, with this thread's behind it.)
+  uint32_t own_queued_ = 0;
+  TimeNs last_poll_ns_ = 0;
   TimeNs next_tick_ns_ = 0;
   TimeNs next_control_poll_ns_ = 0;
   TimeNs next_maintain_ns_ = 0;

@@ -185,6 +185,8 @@ enum class SendStatus : uint8_t {
   kNotMember,  // not in a view (joining, left or removed)
 };
 
+// sent, delivered, views and requests are counted as they happen; the data core's counters
+// (records_malformed .. sent_inline) are copied every 10 ms.
 struct GroupStats {
   uint64_t sent = 0;
   uint64_t delivered = 0;
@@ -201,6 +203,7 @@ struct GroupStats {
   uint64_t requests_sent = 0;      // Group::request() said kOk
   uint64_t requests_received = 0;  // on_request calls
   uint64_t replies_received = 0;   // on_reply calls, kPeerLeft included
+  uint64_t sent_inline = 0;        // of sent: sends the data thread made with no queue between
 };
 
 class Group {

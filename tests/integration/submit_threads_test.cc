@@ -4,10 +4,17 @@
 // both members. Before the engine serialised taking a free submission slot, two threads could
 // take the same slot: the run hung with sends lost, or the data thread gave a slot back twice
 // (an assertion, seen in the cache_redis test).
+//
+// And the data thread's own sends, which skip the queue (group_engine.h, submit()): a member
+// polled by the test's thread sends from its loop (straight to the Member) and from inside its
+// delivery callbacks (queued), while another thread sends too; every thread's messages are
+// delivered once, at both members, in the order its send() calls returned kOk.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstring>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -82,6 +89,113 @@ TEST(GroupSubmit, ManyThreadsSendAtOnceAndEverySendIsDeliveredOnce) {
   EXPECT_EQ(std::set<uint64_t>(a.ids.begin(), a.ids.end()).size(), a.ids.size())
       << "a message delivered twice";
   (*gb)->stop();
+  (*ga)->stop();
+}
+
+// Records each sender thread's tags in delivery order: tag = thread << 32 | its k-th kOk send.
+struct Ordered final : GroupListener {
+  std::mutex mu;
+  std::map<uint32_t, std::vector<uint32_t>> by_thread;
+  std::atomic<uint32_t> members{0};
+  // The data thread's hook: called on every delivery (inside the callback) of this member.
+  std::function<void()> on_each;
+  void on_deliver(const Message& m) override {
+    if (m.bytes.size() != 8) return;
+    uint64_t tag = 0;
+    std::memcpy(&tag, m.bytes.data(), 8);
+    {
+      std::lock_guard<std::mutex> g(mu);
+      by_thread[static_cast<uint32_t>(tag >> 32)].push_back(static_cast<uint32_t>(tag));
+    }
+    if (on_each) on_each();
+  }
+  void on_view(const ViewInfo& v) override {
+    members.store(static_cast<uint32_t>(v.members.size()));
+  }
+  size_t count(uint32_t thread) {
+    std::lock_guard<std::mutex> g(mu);
+    return by_thread[thread].size();
+  }
+};
+
+TEST(GroupSubmit, DataThreadSendsSkipTheQueueAndKeepEveryThreadsOrder) {
+  test_support::ShmFolder folder("submit-inline");
+  ASSERT_FALSE(folder.path.empty());
+  Ordered a, b;
+  auto ga = Group::create(test_support::shm_member_options(folder, "inline", 0, true), &a);
+  ASSERT_TRUE(ga.ok()) << ga.error().message();
+  ASSERT_TRUE((*ga)->start().ok());
+  auto gb = Group::create(test_support::shm_member_options(folder, "inline", 1, false), &b);
+  ASSERT_TRUE(gb.ok()) << gb.error().message();
+  Group& member = **gb;  // polled by this thread: its data thread
+  const auto poll_until = [&](auto done) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!done() && std::chrono::steady_clock::now() < end) member.poll();
+    return done();
+  };
+  ASSERT_TRUE(poll_until([&] { return a.members == 2 && b.members == 2; }));
+
+  // Thread 0 is this (data) thread: from its loop and from its callbacks, one counter.
+  uint32_t next0 = 0;
+  const auto send0 = [&] {
+    const uint64_t tag = next0;
+    std::byte bytes[8];
+    std::memcpy(bytes, &tag, 8);
+    if (member.send(bytes, DeliveryMode::kTotal) == SendStatus::kOk) ++next0;
+  };
+  constexpr uint32_t kFromLoop = 20'000;
+  uint32_t from_callbacks = 0;
+  b.on_each = [&] {
+    if (from_callbacks < 5'000 && (next0 & 3U) == 0) {  // now and then, inside the callback
+      send0();
+      ++from_callbacks;
+    }
+  };
+  constexpr uint32_t kOther = 20'000;
+  std::atomic<uint32_t> other_sent{0};
+  std::thread other([&] {
+    for (uint32_t i = 0; i < kOther;) {
+      const uint64_t tag = uint64_t{1} << 32 | i;
+      std::byte bytes[8];
+      std::memcpy(bytes, &tag, 8);
+      if (member.send(bytes, DeliveryMode::kTotal) == SendStatus::kOk) {
+        ++i;
+      } else {
+        std::this_thread::yield();
+      }
+    }
+    other_sent.store(kOther);
+  });
+  for (uint32_t loop_sends = 0; loop_sends < kFromLoop;) {
+    const uint32_t before = next0;
+    send0();
+    if (next0 != before) ++loop_sends;
+    member.poll();
+  }
+  ASSERT_TRUE(poll_until([&] { return other_sent.load() == kOther; }));  // its queue drains here
+  other.join();
+  const uint32_t total0 = next0;
+  ASSERT_TRUE(poll_until([&] {
+    return a.count(0) == total0 && b.count(0) == total0 && a.count(1) == kOther &&
+           b.count(1) == kOther;
+  })) << "thread 0: delivered "
+      << a.count(0) << " and " << b.count(0) << " of " << total0 << "; thread 1: " << a.count(1)
+      << " and " << b.count(1) << " of " << kOther;
+  for (Ordered* l : {&a, &b}) {
+    std::lock_guard<std::mutex> g(l->mu);
+    for (const auto& [thread, tags] : l->by_thread) {
+      for (uint32_t i = 0; i < tags.size(); ++i) {
+        ASSERT_EQ(tags[i], i) << "thread " << thread << "'s messages out of order";
+      }
+    }
+  }
+  EXPECT_GT(from_callbacks, 0U);
+  // Most of the loop's sends went straight to the Member (some queue behind a callback's).
+  const GroupStats st = member.stats();
+  EXPECT_GT(st.sent_inline, kFromLoop / 2) << "sent " << st.sent << ", inline " << st.sent_inline;
+  EXPECT_LE(st.sent_inline, total0);
+  b.on_each = nullptr;
+  member.stop();
   (*ga)->stop();
 }
 
