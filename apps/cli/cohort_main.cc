@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
       {"--all-latency", "node.all_latency", "latency of every delivery, not own only", true},
       {"--sample", "node.sample", "time one delivery in N (floods: fewer clock reads)"},
       {"--wait-members", "node.wait_members", "send once the view has this many members"},
+      {"--rt-priority", "node.rt_priority", "run SCHED_FIFO once the view is whole (0: no)"},
       {"--rejoin", "node.rejoin", "when removed, join again as a new incarnation", true},
   };
   std::vector<std::pair<const Flag*, CLI::Option*>> given;
@@ -99,6 +100,14 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--run-ms", bench.run_ms, "per scenario")->capture_default_str();
   bench_cmd->add_option("--rate", bench.rate, "messages/s of the 2-member latency run")
       ->capture_default_str();
+  bench_cmd
+      ->add_option("--only", bench.only,
+                   "run these scenarios only (lat2, lat2seq, tput64, tput1k, lat3); the raw line "
+                   "is always measured")
+      ->delimiter(',');
+  bench_cmd->add_flag("--rt", bench.rt,
+                      "pinned members run SCHED_FIFO once the group has formed: for comparing "
+                      "builds while other work runs (the figures of record run without it)");
 
   cohort::cli::LockCmdOptions lock;
   CLI::App* lock_cmd = app.add_subcommand("lock", "the lock service from the shell");

@@ -284,6 +284,9 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
                "time one delivery in N (latency, rate): floods, where clock reads would dominate",
                1)
       .add_int("node.wait_members", d.wait_members, "send once the view has this many", 1, 32)
+      .add_int("node.rt_priority", d.rt_priority,
+               "then run SCHED_FIFO at this priority (0: no; comparing builds on a busy host)", 0,
+               99)
       .add_bool("node.rejoin", d.rejoin, "when removed, join again as a new incarnation");
   ConfigSources sources;
   if (!file.empty()) sources.file_path = file;
@@ -333,6 +336,7 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
   o.log = c.get_string("node.log");
   o.inline_loop = c.get_bool("node.inline");
   o.pin = static_cast<int>(c.get_int("node.pin"));
+  o.rt_priority = static_cast<int>(c.get_int("node.rt_priority"));
   o.flood = c.get_bool("node.flood");
   o.all_latency = c.get_bool("node.all_latency");
   o.sample = static_cast<uint32_t>(c.get_int("node.sample"));
@@ -445,6 +449,15 @@ int run_node(const NodeOptions& o) {
   while ((!g->in_view() || g->stats().view_members < o.wait_members) && !g_stop.load() &&
          !app.ended() && steady_ns() - t0 < 10'000'000'000ULL) {
     idle_until(steady_ns() + 1'000'000);
+  }
+  if (o.rt_priority > 0) {
+    sched_param sp{};
+    sp.sched_priority = o.rt_priority;
+    if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0) {
+      std::fprintf(stderr, "cohort node: SCHED_FIFO %d refused: %s; run as root or drop --rt\n",
+                   o.rt_priority, std::strerror(errno));
+      return 1;
+    }
   }
   uint64_t sent = 0, full = 0;
   const uint64_t start = steady_ns();

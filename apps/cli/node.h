@@ -50,6 +50,10 @@ struct NodeOptions {
   bool all_latency = false;
   uint32_t sample = 1;  // time one timestamped delivery in `sample`
   uint32_t wait_members = 1;
+  // Once the view has wait_members, this thread runs SCHED_FIFO at this priority (0: no).
+  // For comparing builds on a busy machine: other work cannot take the cpu from the member
+  // (the join runs before, at normal priority, so the kernel's network work is not starved).
+  int rt_priority = 0;
   // When the group removes this member (kRemoved), join again as a new incarnation in this
   // process (a fresh Group; the state comes by transfer), logging under the new uid.
   bool rejoin = false;
