@@ -13,11 +13,22 @@
 
 namespace cohort::transport::udp {
 
+void set_socket_buffers(int fd, uint32_t bytes) noexcept {
+  const int n = static_cast<int>(bytes);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &n, sizeof n) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &n, sizeof n);
+  }
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &n, sizeof n) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &n, sizeof n);
+  }
+}
+
 void UdpControlChannel::open(int fd, std::span<const sockaddr_in> addrs, MemberId self,
                              uint64_t group_id) {
   COHORT_ASSERT(fd >= 0 && fd_ < 0);
   COHORT_ASSERT(addrs.size() <= kMaxMembers && self < addrs.size());
   fd_ = fd;
+  set_socket_buffers(fd_, kSocketBufferBytes);
   members_ = static_cast<uint32_t>(addrs.size());
   self_ = self;
   group_id_ = group_id;

@@ -87,11 +87,8 @@ Status UdpPort::open(const sockaddr_in& self, uint32_t buffer_bytes, const std::
   auto fd = bind_socket(self, what);
   if (!fd.ok()) return std::move(fd).error();
   fd_ = *fd;
-  // Big buffers absorb a burst of the whole window; the kernel caps them at rmem_max and
-  // wmem_max, which is not an error (a smaller buffer only means more loss to repair).
-  const int bytes = static_cast<int>(buffer_bytes);
-  setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
-  setsockopt(fd_, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+  // Big buffers absorb a burst of the whole window.
+  set_socket_buffers(fd_, buffer_bytes);
 
   tx_msgs_.reset(new mmsghdr[kTxChunk]());
   tx_iovs_.reset(new iovec[kTxChunk]());
