@@ -946,7 +946,10 @@ TEST(GroupProcesses, three_members_rdma_in_guest) {
   // cpus), and a CI run once saw the survivors suspect the sequencer falsely with the default
   // 100 ms. The kill itself is seen at once through the peer's closed TCP connection
   // (transport/rdma/NOTES.md), so the failover this case checks does not wait for the timeout.
-  const std::vector<std::string> slow{"--suspect-us", "500000"};
+  // Each member sends for its 3.5 s once the view holds all three: a member's start in the
+  // guest once took 3 s under load, and the founder, counting from its own start, finished and
+  // left before the kill's view change (CI at 8310656).
+  const std::vector<std::string> slow{"--suspect-us", "500000", "--wait-members", "3"};
   CaseRun run({{dgram_node(0, true, 300, 3500, "rdma", peers, slow),
                 dgram_node(1, false, 300, 3500, "rdma", peers, slow),
                 dgram_node(2, false, 300, 3500, "rdma", peers, slow)},
