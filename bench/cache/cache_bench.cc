@@ -378,8 +378,10 @@ int member(const Args& a) {
   if (!write_all_samples(samples_dir, case_name, tag, t)) return 1;
   Tally paced;
   if (paced_ops > 0) {
-    if (!barrier(a.get("--barrier-dir"), case_name + "-paced", tag,
-                 a.num("--barrier-count", "1"))) {
+    // (No --barrier-dir: a member alone, nobody to wait for.)
+    const std::string barrier_dir = a.get("--barrier-dir");
+    if (!barrier_dir.empty() &&
+        !barrier(barrier_dir, case_name + "-paced", tag, a.num("--barrier-count", "1"))) {
       std::fprintf(stderr,
                    "bench_cache: node %u: the other members never reached the paced "
                    "phase\n",
