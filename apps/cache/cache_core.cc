@@ -51,7 +51,9 @@ CacheStatus status_of(LoadStatus s) {
 }  // namespace
 
 CacheCore::CacheCore(const CoreOptions& options)
-    : options_(options), directory_(options.directory), lru_(options.capacity_bytes) {}
+    : options_(options), directory_(options.directory), lru_(options.capacity_bytes) {
+  COHORT_ASSERT(options.admission_window_keys >= 1);
+}
 
 // --- the application's side --------------------------------------------------------------------
 
@@ -216,6 +218,24 @@ void CacheCore::finish_fetch(const std::string& key, CacheStatus status, CacheSo
   if (status == CacheStatus::kNotFound) counters_.not_found += n;
   if (status == CacheStatus::kStoreError) counters_.store_errors += n;
   fetches_.erase(it);
+}
+
+bool CacheCore::admit_peer_value(const std::string& key) {
+  if (options_.admission == CacheAdmission::kEveryPeerFetch) return true;
+  // The second fetch within the window: this member uses the key often enough to hold a copy
+  // of its own. Its FIFO entry ages out as usual; the map no longer names it, so that entry
+  // then removes nothing.
+  if (window_keys_.erase(key) == 1) return true;
+  counters_.peer_not_kept++;
+  window_.emplace_back(++window_next_, key);
+  window_keys_[key] = window_next_;
+  while (window_.size() > options_.admission_window_keys) {
+    auto it = window_keys_.find(window_.front().second);
+    if (it != window_keys_.end() && it->second == window_.front().first) window_keys_.erase(it);
+    window_.pop_front();
+  }
+  COHORT_ASSERT(window_keys_.size() <= window_.size());
+  return false;
 }
 
 bool CacheCore::keep(const std::string& key, std::string_view value, Stamp stamp) {
@@ -512,7 +532,7 @@ bool CacheCore::on_reply(uint64_t id, std::span<const std::byte> payload, bool f
         return elsewhere();
       }
       if (rep.status == ReplyStatus::kHit) {
-        if (!cut_off_) (void)keep(key, rep.value, rep.stamp);
+        if (!cut_off_ && admit_peer_value(key)) (void)keep(key, rep.value, rep.stamp);
         finish_fetch(key, CacheStatus::kOk, CacheSource::kPeer, rep.value, rep.stamp);
       } else {
         finish_fetch(key, CacheStatus::kNotFound, CacheSource::kPeer, {}, rep.stamp);

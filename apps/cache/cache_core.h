@@ -44,6 +44,10 @@ struct CoreBugs {
 
 struct CoreOptions {
   uint64_t capacity_bytes = 64ull << 20;
+  // Whether a value fetched from a peer is cached here (cache.h, CacheAdmission); the window
+  // (kSecondPeerFetch): how many recent uncached peer fetches are remembered, at least 1.
+  CacheAdmission admission = CacheAdmission::kSecondPeerFetch;
+  uint32_t admission_window_keys = 256;
   uint32_t max_fetches = 4096;  // keys with gets in flight here
   uint32_t max_writes = 4096;   // writes in flight here
   uint32_t max_waiters = 4096;  // peer requests held for loads in flight here
@@ -179,6 +183,8 @@ class CacheCore {
   void start_load(const std::string& key, bool for_claim, bool direct);
   void finish_fetch(const std::string& key, CacheStatus status, CacheSource source,
                     std::string_view value, Stamp stamp);
+  // The admission policy: true when a value fetched from a peer is to be cached here.
+  bool admit_peer_value(const std::string& key);
   // Caches a value and announces it; false when it is not kept.
   bool keep(const std::string& key, std::string_view value, Stamp stamp);
   void announce(DirKind kind, std::string_view key, Stamp stamp = {});
@@ -200,6 +206,13 @@ class CacheCore {
   std::map<uint64_t, std::string> load_ids_;
   std::map<uint64_t, std::string> requests_;  // this core's peer requests outstanding
   std::set<std::string, std::less<>> claims_pending_;
+  // kSecondPeerFetch's window: the last admission_window_keys peer fetches not cached, oldest
+  // first, each with its number; and the keys among them not admitted since, with the number of
+  // their latest entry. Keys only, never values: the window decides nothing but whether a value
+  // that passed the stamp check is cached.
+  std::deque<std::pair<uint64_t, std::string>> window_;
+  std::map<std::string, uint64_t, std::less<>> window_keys_;
+  uint64_t window_next_ = 0;
   std::map<uint64_t, Write> writes_;
   std::deque<Outgoing> outbox_;
   std::deque<PeerOut> requests_out_;

@@ -160,7 +160,9 @@ struct Group {
 };
 
 TEST(CacheCore, ConcurrentMissesLoadOnceAndPeersServeTheRest) {
-  Group g(3);
+  CoreOptions every;  // the waiters keep the value at once (the default would not)
+  every.admission = CacheAdmission::kEveryPeerFetch;
+  Group g(3, every);
   g.store["k"] = "v0";
   GetDone d;
   const uint64_t a = g.cores[0].get("k", &d);
@@ -425,6 +427,111 @@ TEST(CacheCore, DirectoryTrafficIsBatchedAndCounted) {
   EXPECT_EQ(c.dir_messages_received, g.cores[0].counters().dir_messages_sent);
   EXPECT_EQ(c.dir_bytes_received, g.cores[0].counters().dir_bytes_sent);
   EXPECT_EQ(c.directory_keys, 300U);
+}
+
+// --- admission of peer-fetched values ------------------------------------------------------------
+
+CoreOptions admission(CacheAdmission a, uint32_t window) {
+  CoreOptions o;
+  o.admission = a;
+  o.admission_window_keys = window;
+  return o;
+}
+
+bool holds(const Group& g, size_t i, std::string_view key) {
+  return g.cores[i].lru().peek(key) != nullptr;
+}
+
+TEST(CacheCore, EveryPeerFetchCachesAPeersValueAtOnce) {
+  Group g(2, admission(CacheAdmission::kEveryPeerFetch, 1));
+  g.store["k"] = "v0";
+  EXPECT_EQ(g.get(0, "k").source, CacheSource::kStore);
+  EXPECT_EQ(g.get(1, "k").source, CacheSource::kPeer);
+  EXPECT_TRUE(holds(g, 1, "k"));
+  EXPECT_EQ(g.get(1, "k").source, CacheSource::kLocal);
+  EXPECT_EQ(g.cores[1].counters().peer_not_kept, 0U);
+  EXPECT_EQ(g.cores[0].directory().find("k")->holders.size(), 2U);
+}
+
+TEST(CacheCore, SecondPeerFetchCachesOnTheSecondFetchOnly) {
+  Group g(2, admission(CacheAdmission::kSecondPeerFetch, 4));
+  g.store["k"] = "v0";
+  EXPECT_EQ(g.get(0, "k").source, CacheSource::kStore);
+  // The first fetch: the value is returned, not cached, not announced.
+  const GetDone first = g.get(1, "k");
+  EXPECT_EQ(first.status, CacheStatus::kOk);
+  EXPECT_EQ(first.source, CacheSource::kPeer);
+  EXPECT_EQ(first.value, "v0");
+  EXPECT_FALSE(holds(g, 1, "k"));
+  EXPECT_EQ(g.cores[1].counters().peer_not_kept, 1U);
+  EXPECT_EQ(g.cores[0].directory().find("k")->holders.size(), 1U) << "one copy in the group";
+  // The second, within the window: cached and announced, every member's directory alike.
+  EXPECT_EQ(g.get(1, "k").source, CacheSource::kPeer);
+  EXPECT_TRUE(holds(g, 1, "k"));
+  EXPECT_EQ(g.cores[1].counters().peer_not_kept, 1U);
+  for (const CacheCore& c : g.cores) EXPECT_EQ(c.directory().find("k")->holders.size(), 2U);
+  EXPECT_EQ(g.get(1, "k").source, CacheSource::kLocal);
+  EXPECT_EQ(g.loads, 1U);
+}
+
+TEST(CacheCore, TheWindowForgetsTheOldestFetches) {
+  Group g(2, admission(CacheAdmission::kSecondPeerFetch, 2));
+  for (const char* k : {"a", "b", "c"}) {
+    g.store[k] = std::string(k) + "0";
+    EXPECT_EQ(g.get(0, k).source, CacheSource::kStore);
+  }
+  // a, b, c fetched once each: a leaves the window of two when c enters.
+  for (const char* k : {"a", "b", "c"}) EXPECT_EQ(g.get(1, k).source, CacheSource::kPeer);
+  EXPECT_EQ(g.cores[1].counters().peer_not_kept, 3U);
+  EXPECT_EQ(g.get(1, "a").source, CacheSource::kPeer);
+  EXPECT_FALSE(holds(g, 1, "a")) << "a had aged out: this fetch is a first one again";
+  EXPECT_EQ(g.get(1, "c").source, CacheSource::kPeer);
+  EXPECT_TRUE(holds(g, 1, "c")) << "c was still in the window";
+  // a was admitted once it was fetched twice in a row; an admitted key's old place in the
+  // window removes nothing when it ages out.
+  EXPECT_EQ(g.get(1, "a").source, CacheSource::kPeer);
+  EXPECT_TRUE(holds(g, 1, "a"));
+  for (const char* k : {"x", "y", "z"}) {
+    g.store[k] = std::string(k) + "0";
+    EXPECT_EQ(g.get(0, k).source, CacheSource::kStore);
+    EXPECT_EQ(g.get(1, k).source, CacheSource::kPeer);
+  }
+  EXPECT_EQ(g.cores[1].counters().peer_not_kept, 7U);
+  EXPECT_EQ(g.loads, 6U);
+}
+
+// Admission changes where values live, not what a get may return: a write between the first
+// and the second fetch is seen, and the value cached on the second fetch is the new one.
+TEST(CacheCore, AWriteBetweenTwoFetchesIsSeenAndTheNewValueIsCached) {
+  Group g(3, admission(CacheAdmission::kSecondPeerFetch, 8));
+  g.store["k"] = "v0";
+  EXPECT_EQ(g.get(0, "k").value, "v0");
+  EXPECT_EQ(g.get(1, "k").value, "v0");  // from member 0, not cached
+  CacheStatus s;
+  ASSERT_NE(g.cores[2].put("k", "v1", &s), 0U);
+  g.settle();
+  EXPECT_EQ(g.get(0, "k").value, "v1");  // member 0 dropped v0 and loaded v1
+  const GetDone d = g.get(1, "k");
+  EXPECT_EQ(d.value, "v1");
+  EXPECT_EQ(d.source, CacheSource::kPeer);
+  ASSERT_TRUE(holds(g, 1, "k"));
+  EXPECT_EQ(g.cores[1].lru().peek("k")->value, "v1");
+  EXPECT_EQ(g.get(1, "k").value, "v1");
+}
+
+// Concurrent misses under the default policy: one load; the waiters' values are not cached on
+// a first fetch, so the key lives in the loader's cache alone.
+TEST(CacheCore, ConcurrentMissesUnderSecondPeerFetchLeaveOneCopy) {
+  Group g(3);
+  g.store["k"] = "v0";
+  GetDone d;
+  for (size_t i = 0; i < 3; ++i) ASSERT_NE(g.cores[i].get("k", &d), 0U);
+  g.settle();
+  EXPECT_EQ(g.loads, 1U);
+  size_t copies = 0;
+  for (size_t i = 0; i < 3; ++i) copies += holds(g, i, "k") ? 1 : 0;
+  EXPECT_EQ(copies, 1U);
+  EXPECT_EQ(g.cores[0].directory().find("k")->holders.size(), 1U);
 }
 
 }  // namespace

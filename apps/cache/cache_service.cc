@@ -8,6 +8,7 @@
 // only; never across a store call.
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -370,6 +371,13 @@ Result<std::unique_ptr<CacheService>> CacheService::create(const GroupOptions& g
   }
   cache::CoreOptions core;
   core.capacity_bytes = options.capacity_bytes;
+  core.admission = options.admission;
+  // 16 KiB of capacity per key of the window: about one key per 23 entries of the benchmark's
+  // values (700 bytes on average); a window is also never so small that a second fetch is rare.
+  core.admission_window_keys =
+      options.admission_window_keys != 0
+          ? options.admission_window_keys
+          : static_cast<uint32_t>(std::clamp<uint64_t>(options.capacity_bytes >> 14, 64, 1u << 20));
   auto impl = std::make_unique<Impl>(core);
   impl->options = std::move(options);
   auto g = Group::create(group, impl.get());

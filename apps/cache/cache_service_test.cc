@@ -54,6 +54,9 @@ TEST(CacheService, MembersShareLoadsAndSeeEveryOrderedWrite) {
     return rb.status == CacheStatus::kOk && rb.source != CacheSource::kStore;
   })) << cache_source_name(rb.source);
   EXPECT_EQ(rb.value, "v1");
+  // The default admission caches a peer's value on its second fetch: b holds it after the next
+  // get at the latest.
+  EXPECT_NE(b->get("k", milliseconds(5000)).source, CacheSource::kStore);
   EXPECT_EQ(b->get("k", milliseconds(5000)).source, CacheSource::kLocal);
   // A put at b: once it returns, b never serves v1; a stops as soon as it delivers it.
   ASSERT_EQ(b->put("k", "v2", milliseconds(5000)), CacheStatus::kOk);

@@ -7,18 +7,31 @@
 //     rank) holds value_bytes(r) bytes, 100..1000, fixed by r.
 //   bench_cache member --node N --members K --group G --shm-dir D [--bootstrap] --port P
 //                      --keys N --capacity-bytes B --warmup-ops W --ops O --put-percent Q
+//                      [--paced-ops PO --paced-rate R --barrier-dir BD --barrier-count BC]
+//                      [--admission second|every]
 //                      --seed S --idle busy|spin_yield|backoff --case NAME --samples-dir DIR
 //                      [--tag T]
 //     One member: a CacheService over shm with the Redis loader, in a group of K members (K = 1:
-//     it caches alone). Runs W operations unmeasured (the caches fill), then O measured ones:
-//     each a put with probability Q%, else a get, of a key drawn Zipf(0.99) over the N keys
-//     (rank 0 the most popular) from mt19937_64(S), so members differ and runs repeat. Each get
-//     is timed and classed by where its value came from (CacheResult::source: local, peer,
-//     store); a get answered by a peer that was itself loading the key counts as a peer hit.
+//     it caches alone). Each operation is a put with probability Q%, else a get, of a key drawn
+//     Zipf(0.99) over the N keys (rank 0 the most popular) from mt19937_64(S), so members differ
+//     and runs repeat; each get is timed and classed by where its value came from
+//     (CacheResult::source: local, peer, store; a get answered by a peer that was itself
+//     loading the key counts as a peer hit). Three phases of one stream:
+//       1. warm-up: W operations as fast as they go, unmeasured (the caches fill);
+//       2. full rate: O operations as fast as they go: the store-load count (the service's
+//          store_loads over the phase) and `result` lines for it; the latencies of this phase
+//          are printed too, but three application threads that never wait contend with the
+//          pollers and Redis for the cpus, so they measure the scheduler as much as the cache;
+//       3. paced (PO > 0): after a barrier (every one of BC members, this case's, has created
+//          its file in BD, so no member still runs at full rate), PO operations open-loop at R
+//          per second (operation i is due at start + i / R; one that starts more than 1 ms late
+//          is counted in `paced_late`): the latency percentiles, measured from the call, as
+//          latency is conventionally measured, under a light load. Its store loads are printed
+//          as `paced_store_loads` (not used for the ratio).
 //     Prints its own `result` lines and writes each class's latencies (u64 ns, native order)
-//     to DIR/NAME-<T>-<class>.ns for the report (T: n<node> unless given). With K > 1 a
-//     member that finishes keeps serving until every member has finished (a "done" message in
-//     safe order from each).
+//     to DIR/NAME-<T>-<class>.ns (full rate) and DIR/NAME_paced-<T>-<class>.ns (paced) for the
+//     report (T: n<node> unless given). With K > 1 a member that finishes keeps serving until
+//     every member has finished (a "done" message in safe order from each).
 //   bench_cache redis --port P --keys N --ops O --seed S
 //     The bare store: O GETs of Zipf(0.99) keys through the same Redis loader from this thread,
 //     timed (`result redis_get_{n,p50_us,p99_us}`): what a store load costs without the cache's
@@ -33,6 +46,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <span>
 #include <string>
@@ -190,6 +204,70 @@ bool write_samples(const std::string& path, const std::vector<uint64_t>& ns) {
   return std::fclose(f) == 0 && ok;
 }
 
+bool write_all_samples(const std::string& dir, const std::string& case_name, const std::string& tag,
+                       const Tally& t) {
+  for (size_t k = 0; k < 3 && !dir.empty(); ++k) {
+    const std::string path = dir + "/" + case_name + "-" + tag + "-" + kClassNames[k] + ".ns";
+    if (!write_samples(path, t.ns[k])) {
+      std::fprintf(stderr, "bench_cache: cannot write %s\n", path.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+// The paced phase: `ops` operations open-loop at `rate` per second, operation i due at
+// start + i / rate. A light load, so that a get's latency is the cache's path, not a queue
+// behind the other application threads; `paced_late` says whether it stayed light.
+void run_paced(cohort::CacheService& s, Zipf& zipf, const Workload& w, uint64_t ops, uint64_t rate,
+               Tally* t) {
+  const cohort::CacheCounters c0 = s.counters();
+  const uint64_t interval_ns = 1'000'000'000ULL / rate;
+  const uint64_t start = mono_ns();
+  uint64_t late = 0;
+  for (uint64_t i = 0; i < ops; ++i) {
+    const uint64_t due = start + i * interval_ns;
+    const uint64_t now = mono_ns();
+    if (now < due) {
+      std::this_thread::sleep_for(std::chrono::nanoseconds(due - now));
+    } else if (now > due + 1'000'000) {
+      late++;
+    }
+    run_op(s, zipf, w, w.warmup_ops + w.ops + i, true, t);
+  }
+  const uint64_t elapsed = mono_ns() - start;
+  const cohort::CacheCounters c1 = s.counters();
+  std::printf("result paced_gets %" PRIu64 "\n", t->gets);
+  std::printf("result paced_puts %" PRIu64 "\n", t->puts);
+  std::printf("result paced_errors %" PRIu64 "\n", t->errors);
+  std::printf("result paced_late %" PRIu64 "\n", late);
+  std::printf("result paced_store_loads %" PRIu64 "\n", c1.store_loads - c0.store_loads);
+  for (size_t k = 0; k < 3; ++k) {
+    print_latency(std::string("get_paced_") + kClassNames[k], t->ns[k]);
+  }
+  std::printf("result paced_elapsed_ms %.1f\n", static_cast<double>(elapsed) / 1e6);
+}
+
+// Every member of the case at the same point: each creates DIR/NAME-<tag>, then waits until
+// `count` such files exist. False after 300 s.
+bool barrier(const std::string& dir, const std::string& name, const std::string& tag,
+             uint64_t count) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (FILE* f = std::fopen((dir + "/" + name + "-" + tag).c_str(), "w")) std::fclose(f);
+  const uint64_t deadline = mono_ns() + 300'000'000'000ULL;
+  while (mono_ns() < deadline) {
+    uint64_t n = 0;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      n += e.path().filename().string().starts_with(name + "-") ? 1 : 0;
+    }
+    if (n >= count) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return false;
+}
+
 void print_member(const Tally& t, const cohort::CacheCounters& c0, const cohort::CacheCounters& c1,
                   uint64_t elapsed_ns, uint64_t view_changes) {
   std::printf("result gets %" PRIu64 "\n", t.gets);
@@ -208,6 +286,7 @@ void print_member(const Tally& t, const cohort::CacheCounters& c0, const cohort:
   std::printf("result store_loads %" PRIu64 "\n", c1.store_loads - c0.store_loads);
   std::printf("result reloads %" PRIu64 "\n", c1.reloads - c0.reloads);
   std::printf("result peer_requests %" PRIu64 "\n", c1.peer_requests - c0.peer_requests);
+  std::printf("result peer_not_kept %" PRIu64 "\n", c1.peer_not_kept - c0.peer_not_kept);
   std::printf("result false_hits %" PRIu64 "\n", c1.false_hits - c0.false_hits);
   std::printf("result stale_replies %" PRIu64 "\n", c1.stale_replies - c0.stale_replies);
   std::printf("result dir_bytes_sent %" PRIu64 "\n", c1.dir_bytes_sent - c0.dir_bytes_sent);
@@ -253,6 +332,13 @@ int member(const Args& a) {
   cohort::CacheServiceOptions co;
   co.loader = std::move(*loader);
   co.capacity_bytes = a.num("--capacity-bytes", "4194304");
+  const std::string admission = a.get("--admission", "second");
+  if (admission != "second" && admission != "every") {
+    std::fprintf(stderr, "bench_cache: --admission %s: give second or every\n", admission.c_str());
+    return 1;
+  }
+  co.admission = admission == "every" ? cohort::CacheAdmission::kEveryPeerFetch
+                                      : cohort::CacheAdmission::kSecondPeerFetch;
   co.listener = &done;
   auto svc = cohort::CacheService::create(go, std::move(co));
   if (!svc.ok()) {
@@ -276,6 +362,8 @@ int member(const Args& a) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  const uint64_t paced_ops = a.num("--paced-ops", "0");
+  const uint64_t paced_rate = std::max<uint64_t>(a.num("--paced-rate", "500"), 1);
   Zipf zipf(w.keys, kZipfS, a.num("--seed", "1"));
   Tally t;
   for (auto& v : t.ns) v.reserve(w.ops);
@@ -287,15 +375,24 @@ int member(const Args& a) {
   const uint64_t elapsed = mono_ns() - start;
   const cohort::CacheCounters c1 = s.counters();
   print_member(t, c0, c1, elapsed, g.stats().view_changes - views0);
-  std::fflush(stdout);
-  for (size_t k = 0; k < 3 && !samples_dir.empty(); ++k) {
-    const std::string path =
-        samples_dir + "/" + case_name + "-" + tag + "-" + kClassNames[k] + ".ns";
-    if (!write_samples(path, t.ns[k])) {
-      std::fprintf(stderr, "bench_cache: cannot write %s\n", path.c_str());
+  if (!write_all_samples(samples_dir, case_name, tag, t)) return 1;
+  Tally paced;
+  if (paced_ops > 0) {
+    // (No --barrier-dir: a member alone, nobody to wait for.)
+    const std::string barrier_dir = a.get("--barrier-dir");
+    if (!barrier_dir.empty() &&
+        !barrier(barrier_dir, case_name + "-paced", tag, a.num("--barrier-count", "1"))) {
+      std::fprintf(stderr,
+                   "bench_cache: node %u: the other members never reached the paced "
+                   "phase\n",
+                   go.node);
       return 1;
     }
+    for (auto& v : paced.ns) v.reserve(paced_ops);
+    run_paced(s, zipf, w, paced_ops, paced_rate, &paced);
+    if (!write_all_samples(samples_dir, case_name + "_paced", tag, paced)) return 1;
   }
+  std::fflush(stdout);
   // Keep serving until every member is done: a peer that left early would turn the others'
   // last peer hits into failures and loads.
   const std::span<const std::byte> msg =
@@ -315,18 +412,20 @@ int member(const Args& a) {
   g.stop();
   // A member out of the view answers every get kNotMember at once: its share of the figures
   // would be empty and the others' skewed, so the run fails rather than report them.
-  const uint64_t not_member = t.by_status[static_cast<size_t>(cohort::CacheStatus::kNotMember)];
+  const uint64_t not_member = t.by_status[static_cast<size_t>(cohort::CacheStatus::kNotMember)] +
+                              paced.by_status[static_cast<size_t>(cohort::CacheStatus::kNotMember)];
   if (not_member != 0) {
     std::fprintf(stderr,
                  "bench_cache: node %u left the view mid-run: %" PRIu64
                  " operations answered not_member\n",
                  go.node, not_member);
   }
-  if (t.bad_values != 0) {
+  if (t.bad_values + paced.bad_values != 0) {
     std::fprintf(stderr, "bench_cache: node %u got %" PRIu64 " values of the wrong length\n",
-                 go.node, t.bad_values);
+                 go.node, t.bad_values + paced.bad_values);
   }
-  return t.bad_values == 0 && not_member == 0 ? 0 : 1;
+  const uint64_t bad_values = t.bad_values + paced.bad_values;
+  return bad_values == 0 && not_member == 0 ? 0 : 1;
 }
 
 int redis_gets(const Args& a) {

@@ -63,6 +63,19 @@ struct CacheResult {
 
 enum class LoadStatus : uint8_t { kOk, kNotFound, kError };
 
+// Which values a member caches when it fetched them from a peer (apps/cache/NOTES.md,
+// "Admission"). A value it loaded from the store is always cached; this only decides whether a
+// peer's value joins the local LRU (and is announced). Coherence does not depend on it.
+enum class CacheAdmission : uint8_t {
+  // Every peer-fetched value is cached: hot keys spread to every member at once, but so does
+  // the warm middle, and the members' caches converge on the same keys.
+  kEveryPeerFetch,
+  // Cached on its second peer fetch while the key is still among the last `window` keys this
+  // member fetched from peers without caching them: keys this member uses often replicate,
+  // the rest stay in one member's cache and are fetched from it.
+  kSecondPeerFetch,
+};
+
 // The backing store. Called from the cache service's loader thread only, one call at a time.
 class CacheLoader {
  public:
@@ -88,9 +101,10 @@ struct CacheCounters {
   uint64_t gets = 0;
   uint64_t local_hits = 0;
   uint64_t peer_hits = 0;
-  uint64_t store_loads = 0;   // loads begun (reloads included)
-  uint64_t reloads = 0;       // loads redone: a write was delivered while they ran
-  uint64_t direct_loads = 0;  // loads while cut off, or of values too large to share
+  uint64_t peer_not_kept = 0;  // peer-fetched values not cached (the admission policy)
+  uint64_t store_loads = 0;    // loads begun (reloads included)
+  uint64_t reloads = 0;        // loads redone: a write was delivered while they ran
+  uint64_t direct_loads = 0;   // loads while cut off, or of values too large to share
   uint64_t not_found = 0;
   uint64_t store_errors = 0;
   uint64_t peer_requests = 0;      // requests this member sent
@@ -116,6 +130,12 @@ struct CacheCounters {
 struct CacheServiceOptions {
   std::unique_ptr<CacheLoader> loader;  // required
   uint64_t capacity_bytes = 64ull << 20;
+  CacheAdmission admission = CacheAdmission::kSecondPeerFetch;
+  // kSecondPeerFetch: how many recent uncached peer fetches are remembered (keys only, at most
+  // kMaxCacheKeyBytes + about 100 bytes each). 0: capacity_bytes / 16 KiB, at least 64 (256 at
+  // 4 MiB: about 4% of the entries such a cache holds; a model of the benchmark's workload
+  // found small windows keep fewer duplicates, NOTES.md).
+  uint32_t admission_window_keys = 0;
   // Receives the group's other traffic: messages and requests that are not the cache's (they
   // must not start with 0xC0 0x43 or 0xC0 0x63), views, events, and a snapshot of its own.
   GroupListener* listener = nullptr;

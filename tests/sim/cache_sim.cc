@@ -48,13 +48,20 @@ CacheSim::CacheSim(Cluster* cluster, Rng rng, CacheChecker* checker, const cache
   capacity_entries_ = rng_.chance(0.3) ? rng_.between(1, 3) : 1000;
   load_max_ns_ = rng_.between(200, 4000) * kUs;
   max_gets_ = static_cast<uint32_t>(rng_.between(1, 4));
+  // The default admission (a peer's value cached on its second fetch) most of the time, with a
+  // window of a few keys so that keys both age out of it and come back within it; the old
+  // policy (every peer fetch cached) on the rest.
+  every_peer_fetch_ = rng_.chance(0.2);
+  admission_window_keys_ = static_cast<uint32_t>(rng_.between(1, 4));
 }
 
 std::string CacheSim::describe() const {
   std::ostringstream o;
   o << "cache: keys=" << keys_.size() << " put=" << p_put_ << " wave=" << p_wave_
     << " capacity_entries=" << capacity_entries_ << " load_max_us=" << load_max_ns_ / kUs
-    << " gets_per_member=" << max_gets_;
+    << " gets_per_member=" << max_gets_
+    << " admission=" << (every_peer_fetch_ ? "every_peer_fetch" : "second_peer_fetch")
+    << " window=" << admission_window_keys_;
   if (bugs_.unchecked_peer_reply) o << " bug=unchecked_peer_reply";
   return o.str();
 }
@@ -308,6 +315,9 @@ void CacheSim::on_start(NodeId n, Uid self, bool founder) {
   Node& node = nodes_[n];
   cache::CoreOptions options;
   options.capacity_bytes = capacity_entries_ * (cache::LruStore::kEntryOverheadBytes + 24);
+  options.admission =
+      every_peer_fetch_ ? CacheAdmission::kEveryPeerFetch : CacheAdmission::kSecondPeerFetch;
+  options.admission_window_keys = admission_window_keys_;
   options.bugs = bugs_;
   node.core = std::make_unique<CacheCore>(options);
   node.core->set_self(to_public(self));

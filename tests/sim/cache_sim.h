@@ -103,6 +103,8 @@ class CacheSim final : public AppHooks {
   double p_put_ = 0;
   double p_wave_ = 0;
   uint64_t capacity_entries_ = 0;
+  bool every_peer_fetch_ = false;
+  uint32_t admission_window_keys_ = 1;
   TimeNs load_max_ns_ = 0;
   uint32_t max_gets_ = 1;
   Counters counters_;
