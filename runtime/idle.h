@@ -27,9 +27,16 @@ const char* idle_kind_name(IdleKind kind) noexcept;
 
 struct IdleOptions {
   IdleKind kind = IdleKind::kBackoff;
-  uint32_t spin_iterations = 2000;  // ~100 us of pause hints before the first yield
-  uint32_t yield_iterations = 50;   // backoff only: yields before the first park
-  uint64_t min_park_ns = 20'000;    // first park period; doubles on each idle park
+  // Idle polls spinning before the first yield. Each is a whole round of the loop's pollers,
+  // not just a pause hint: a group member's round costs 0.5-1 us, so the former 2000 spun for
+  // 1-2 ms, as long as the gaps between records at 2000 msgs/s, and 3 backoff members on 2
+  // cpus never parked (strace of one: ~18,000 recvmmsg and no futex call in a second) and
+  // took turns on the cpus instead (lat3 p50 ~1.3 ms). Now that a peer's append ends a park
+  // (shm doorbell, transport/NOTES.md), spinning only saves a wake-up (~30-60 us here): 100
+  // rounds, ~50-100 us.
+  uint32_t spin_iterations = 100;
+  uint32_t yield_iterations = 50;  // backoff only: yields before the first park
+  uint64_t min_park_ns = 20'000;   // first park period; doubles on each idle park
   // 10 ms. Each timed wake-up of a parked thread costs ~20 us of CPU on these VMs (measured:
   // 1 ms parks used 2.1% of a core), so 10 ms parks cost ~0.2%. Work never waits for the
   // period to end: whoever hands work over calls Waker::wake().
