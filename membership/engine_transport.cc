@@ -25,6 +25,13 @@ class ShmEngineTransport final : public EngineTransport {
   void release(NodeId peer) noexcept override {
     if (transport::LogReader* sub = t_->subscription(peer); sub != nullptr) sub->release();
   }
+  WakeWord* doorbell() noexcept override { return t_->doorbell(); }
+  // Once per poll, after its appends: wakes peers parked on the records just committed.
+  uint32_t flush(TimeNs now) noexcept override {
+    (void)now;
+    (void)t_->ring_doorbells();
+    return 0;
+  }
   // Peers no longer in the view stop holding back our log once their process is gone
   // (transport, "declare_gone"); joiners' files are attached before anything of the view is
   // appended, so they read this log from here (transport/NOTES.md, "where a newly attached
@@ -49,7 +56,8 @@ class ShmEngineTransport final : public EngineTransport {
     }
   }
 
-  transport::SendStatus send_control(NodeId to, std::span<const std::byte> bytes) noexcept override {
+  transport::SendStatus send_control(NodeId to,
+                                     std::span<const std::byte> bytes) noexcept override {
     return t_->send_control(to, bytes);
   }
   uint32_t poll_control(transport::ControlMessage* out, uint32_t max) noexcept override {
@@ -75,7 +83,8 @@ class ShmEngineTransport final : public EngineTransport {
   }
 
   std::string describe() const override {
-    return "shm control_drops=" + std::to_string(t_->control_drops());
+    return "shm control_drops=" + std::to_string(t_->control_drops()) +
+           " doorbell_wakes=" + std::to_string(t_->doorbell_wakes());
   }
 
  private:

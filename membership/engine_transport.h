@@ -18,6 +18,7 @@
 #include <string>
 
 #include "membership/protocol/types.h"
+#include "runtime/idle.h"
 #include "runtime/result.h"
 #include "transport/log/log.h"
 #include "transport/transport.h"
@@ -51,7 +52,8 @@ class EngineTransport {
   virtual uint32_t poll_records(NodeId peer, transport::RecordView* out, uint32_t max) noexcept = 0;
   virtual void release(NodeId peer) noexcept = 0;
   // Datagram transports: receive a burst (before the logs are read) and send what is due
-  // (after the appends). Shared memory needs neither.
+  // (after the appends). Shared memory receives nothing; its flush rings the doorbells of the
+  // peers parked on our log, and returns 0 (ringing is not work for the idle policy).
   virtual uint32_t receive(TimeNs now) noexcept {
     (void)now;
     return 0;
@@ -60,6 +62,10 @@ class EngineTransport {
     (void)now;
     return 0;
   }
+  // A word in shared memory that peers bump, after they append to a log this member reads, to
+  // end the park of its data loop: the loop's Waker binds to it (GroupEngine::set_waker). shm
+  // only (its doorbell, transport/NOTES.md); nullptr elsewhere.
+  virtual WakeWord* doorbell() noexcept { return nullptr; }
   // A view was installed: stop counting departed peers against the writer, and (shm) attach
   // joiners before anything of the view is appended. `in_view` has bit n set for node n.
   virtual void on_install(uint32_t in_view) noexcept = 0;

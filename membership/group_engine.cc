@@ -110,6 +110,12 @@ Status GroupEngine::setup() {
   return {};
 }
 
+void GroupEngine::set_waker(Waker* waker) noexcept {
+  if (waker_ != nullptr && waker_ != waker) waker_->bind_shared(nullptr);
+  waker_ = waker;
+  if (waker_ != nullptr) waker_->bind_shared(transport_->doorbell());
+}
+
 // The transport's own view of its peers: new ones attached, and those it saw fail (shm: the
 // process died or was replaced), which the Member suspects at once instead of after the
 // heartbeat timeout.

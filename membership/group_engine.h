@@ -99,8 +99,11 @@ class GroupEngine {
   void set_control_waker(Waker* waker) noexcept { control_waker_ = waker; }
   bool dedicated() const noexcept { return options_.dedicated; }
   const EngineTransport& transport() const noexcept { return *transport_; }
-  // The loop's waker (runtime/idle.h): submit() ends its park early.
-  void set_waker(Waker* waker) noexcept { waker_ = waker; }
+  // The loop's waker (runtime/idle.h): submit() ends its park early. When the transport has a
+  // doorbell (shm), the waker is bound to it (Waker::bind_shared), so a peer's append ends the
+  // park too: call it before the loop starts, and stop the loop before the engine goes (the
+  // word lies in the transport's mapping).
+  void set_waker(Waker* waker) noexcept;
 
   // From any thread: a message (or a leave) for the data core. From the data thread itself
   // (the one that calls poll(), outside a listener callback) a send goes straight to the

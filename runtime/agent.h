@@ -1,6 +1,8 @@
 // Agent: the per-core poll loop. It runs its registered pollers round after round; each
 // poller returns how much work it did, and a round with no work hands control to the idle
 // strategy (spin, yield, or park on the agent's Waker). In the manner of Aeron's agents.
+// The Waker may be bound to a word in shared memory before start() (Waker::bind_shared), so
+// that other processes end a park too (the shm transport's doorbell).
 //
 // Pollers are plain function pointers with a context: one indirect call per poller per
 // round, no std::function, nothing allocated once running. Register them before start().

@@ -59,15 +59,43 @@ IdleStrategy::Action IdleStrategy::next() noexcept {
   return Action::kSpin;
 }
 
+namespace {
+
+long futex(std::atomic<uint32_t>& word, int op, uint32_t value, const timespec* timeout) noexcept {
+  return syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), op, value, timeout, nullptr, 0);
+}
+
+}  // namespace
+
+bool wake_announced(WakeWord& word, bool shared) noexcept {
+  // relaxed: ordered after the caller's publication by its seq_cst fence; pairs with the
+  // announcement and fence in prepare_wait() (see there).
+  if (word.waiters.load(std::memory_order_relaxed) == 0) return false;
+  // seq_cst (a release at least): a sleeper that loads the new epoch in prepare_wait() sees the
+  // work published before it.
+  word.epoch.fetch_add(1, std::memory_order_seq_cst);
+  futex(word.epoch, shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, INT_MAX, nullptr);
+  return true;
+}
+
+void Waker::bind_shared(WakeWord* word) noexcept {
+  word_ = word != nullptr ? word : &own_;
+}
+
 uint32_t Waker::prepare_wait() noexcept {
-  // seq_cst: the announcement and the waker's fence in wake() are totally ordered, so either
-  // the waker sees us and bumps the epoch, or our recheck sees the work it published.
-  waiters_.fetch_add(1, std::memory_order_seq_cst);
-  return epoch_.load(std::memory_order_seq_cst);
+  // The announcement, then a seq_cst fence before the recheck for work: it pairs with the
+  // waker's fence between publishing work and loading the count (wake(), or the caller's in
+  // wake_announced()). Either the waker sees us and bumps the epoch, or our recheck sees the
+  // work it published (Dekker's pattern; the fence also orders it across processes).
+  word_->waiters.fetch_add(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  // acquire: pairs with the epoch bump in wake_announced(); a bump seen here comes with the
+  // work published before it.
+  return word_->epoch.load(std::memory_order_acquire);
 }
 
 void Waker::cancel_wait() noexcept {
-  waiters_.fetch_sub(1, std::memory_order_relaxed);
+  word_->waiters.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Waker::wait(uint32_t epoch, uint64_t timeout_ns) noexcept {
@@ -76,19 +104,14 @@ void Waker::wait(uint32_t epoch, uint64_t timeout_ns) noexcept {
   ts.tv_nsec = static_cast<long>(timeout_ns % 1'000'000'000);
   // Returns at once (EAGAIN) if the epoch already moved; EINTR and timeouts just return:
   // the poll loop rechecks its work either way.
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&epoch_), FUTEX_WAIT_PRIVATE, epoch, &ts, nullptr,
-          0);
-  waiters_.fetch_sub(1, std::memory_order_relaxed);
+  futex(word_->epoch, shared() ? FUTEX_WAIT : FUTEX_WAIT_PRIVATE, epoch, &ts);
+  word_->waiters.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void Waker::wake() noexcept {
-  // seq_cst fence: pairs with the seq_cst announcement in prepare_wait() (see there).
+  // seq_cst fence: pairs with the fence in prepare_wait() (see there).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (waiters_.load(std::memory_order_relaxed) == 0) return;
-  epoch_.fetch_add(1, std::memory_order_seq_cst);
-  wakes_sent_.fetch_add(1, std::memory_order_relaxed);
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&epoch_), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr,
-          nullptr, 0);
+  if (wake_announced(*word_, shared())) wakes_sent_.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace cohort

@@ -1,16 +1,23 @@
 // The shm transport in one process: the record protocol over a local buffer (wrap, padding,
-// back pressure, malformed logs), and the transport's files, control channel and leave.
+// back pressure, malformed logs), and the transport's files, control channel and leave; and
+// its doorbell, across two processes.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <random>
+#include <thread>
 #include <vector>
 
+#include "runtime/agent.h"
 #include "transport/shm/shm_transport.h"
 
 namespace cohort::transport::shm {
@@ -548,6 +555,177 @@ TEST(ShmTransport, APeerDeclaredGoneStaysGoneAndIsNotHeldBack) {
   EXPECT_FALSE((*a)->peer_alive(1));
   EXPECT_TRUE((*b)->publication().counts_reader(0));
   for (int i = 0; i < 2000; ++i) append(**b, std::string(200, 'b'));  // many laps, unread
+}
+
+// --- the doorbell (transport/NOTES.md, "shm: the doorbell") ---------------------------------
+
+int64_t steady_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The reader's poll loop: each record carries its writer's steady-clock time (the clock is
+// system-wide, so it means the same in both processes).
+struct Inbox {
+  LogReader* sub = nullptr;
+  std::atomic<uint64_t> received{0};
+  std::atomic<int64_t> worst_ns{0};
+};
+
+uint32_t drain(void* context) noexcept {
+  auto& in = *static_cast<Inbox*>(context);
+  RecordView v[8];
+  const uint32_t n = in.sub->poll(v, 8);
+  for (uint32_t i = 0; i < n; ++i) {
+    int64_t sent_ns = 0;
+    std::memcpy(&sent_ns, v[i].payload.data(), sizeof sent_ns);
+    const int64_t took = steady_now_ns() - sent_ns;
+    if (took > in.worst_ns.load(std::memory_order_relaxed)) in.worst_ns.store(took);
+  }
+  in.sub->release();
+  if (n != 0) in.received.fetch_add(n, std::memory_order_release);
+  return n;
+}
+
+// A reader's data loop parks for a whole second at a time; a writer in another process appends
+// a record while it sleeps, and rings. Only the doorbell can explain a wake-up well before the
+// second is up. A behaviour test with generous bounds (a loaded 2-cpu machine), not a timing.
+TEST(ShmDoorbell, AParkedReaderWakesWhenAWriterInAnotherProcessAppends) {
+  TempDir d;
+  constexpr int kRounds = 5;
+  int go[2], report[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(report), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // The writer, member 1: one record and one ring per byte on `go`; reports its wakes.
+    close(go[1]);
+    close(report[0]);
+    int code = 1;
+    {
+      auto w = ShmTransport::create(ShmOptions{d.path, "g", 1, 2, 64 << 10});
+      if (w.ok() && (*w)->attach_peers(10'000).ok()) {
+        char byte = 0;
+        while (read(go[0], &byte, 1) == 1) {
+          Claim c;
+          if ((*w)->publication().try_claim(sizeof(int64_t), kRecordUser, &c) != ClaimStatus::kOk)
+            break;
+          const int64_t now = steady_now_ns();
+          std::memcpy(c.data, &now, sizeof now);
+          (*w)->publication().commit(c);
+          (void)(*w)->ring_doorbells();
+          (void)(*w)->ring_doorbells();  // nothing new: no second wake
+        }
+        const uint64_t wakes = (*w)->doorbell_wakes();
+        code = write(report[1], &wakes, sizeof wakes) == sizeof wakes ? 0 : 2;
+      }
+    }
+    _exit(code);
+  }
+  close(go[0]);
+  close(report[1]);
+
+  auto r = ShmTransport::create(ShmOptions{d.path, "g", 0, 2, 64 << 10});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  ASSERT_TRUE((*r)->attach_peers(10'000).ok());
+  Inbox inbox;
+  inbox.sub = (*r)->subscription(1);
+  ASSERT_NE(inbox.sub, nullptr);
+  IdleOptions o;
+  o.spin_iterations = 10;
+  o.yield_iterations = 10;
+  o.min_park_ns = 1'000'000'000;  // 1 s, the most validate() allows
+  o.max_park_ns = 1'000'000'000;
+  Agent agent("bell-reader", o);
+  agent.waker().bind_shared((*r)->doorbell());
+  ASSERT_TRUE(agent.add_poller("log", drain, &inbox).ok());
+  ASSERT_TRUE(agent.start(-1).ok());
+
+  for (uint64_t round = 1; round <= kRounds; ++round) {
+    // Wait until the loop announced its park on the doorbell, and give it time to be asleep.
+    while ((*r)->doorbell()->waiters.load(std::memory_order_acquire) == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const auto sent = std::chrono::steady_clock::now();
+    ASSERT_EQ(write(go[1], "x", 1), 1);
+    while (inbox.received.load(std::memory_order_acquire) < round) {
+      ASSERT_LT(std::chrono::steady_clock::now() - sent, std::chrono::milliseconds(900))
+          << "the parked reader did not wake before its park period ended";
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+  agent.request_stop();
+  agent.join();
+  close(go[1]);
+  uint64_t wakes = 0;
+  ASSERT_EQ(read(report[0], &wakes, sizeof wakes), static_cast<ssize_t>(sizeof wakes));
+  close(report[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  const int64_t worst_ns = inbox.worst_ns.load();
+  std::printf("worst append-to-read over %d parks of 1 s: %.1f us; wakes sent: %llu\n", kRounds,
+              static_cast<double>(worst_ns) / 1e3, static_cast<unsigned long long>(wakes));
+  EXPECT_LT(worst_ns, 200'000'000);  // far below the 1 s park, generous for a loaded machine
+  EXPECT_GE(wakes, static_cast<uint64_t>(kRounds));  // each record found its reader asleep
+}
+
+// A reader that announced a park and died (or never withdrew) leaves a count behind: a writer
+// then makes one needless system call per burst it appends, never more, and never waits; and
+// none at all once that peer is declared gone. No announcement: no system call.
+TEST(ShmDoorbell, AStaleAnnouncementCostsAtMostOneWakePerBurst) {
+  TempDir d;
+  auto a = ShmTransport::create(slot(d, 0));
+  auto b = ShmTransport::create(slot(d, 1));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE(attach_each_other({a->get(), b->get()}));
+  EXPECT_EQ((*b)->ring_doorbells(), 0u);  // nothing appended
+  append(**b, "busy reader");
+  EXPECT_EQ((*b)->ring_doorbells(), 0u);  // nobody announced: one load each, no wake
+
+  Waker reader;
+  reader.bind_shared((*a)->doorbell());
+  (void)reader.prepare_wait();  // announced, and then never sleeps nor withdraws
+  append(**b, "one");
+  append(**b, "two");
+  EXPECT_EQ((*b)->ring_doorbells(), 1u);  // once for the burst, returns at once
+  EXPECT_EQ((*b)->ring_doorbells(), 0u);  // nothing new since
+  append(**b, "three");
+  EXPECT_EQ((*b)->ring_doorbells(), 1u);
+  EXPECT_EQ((*b)->doorbell_wakes(), 2u);
+
+  (*b)->declare_gone(0);  // its mapping of a's doorbell goes with it
+  append(**b, "four");
+  EXPECT_EQ((*b)->ring_doorbells(), 0u);
+  reader.cancel_wait();
+  reader.bind_shared(nullptr);
+}
+
+// The doorbell page changed the file's layout: a file of the previous layout is refused by
+// name, not misread.
+TEST(ShmDoorbell, AFileOfThePreviousLayoutIsRefused) {
+  TempDir d;
+  auto a = ShmTransport::create(ShmOptions{d.path, "g", 0, 2, 64 << 10});
+  ASSERT_TRUE(a.ok());
+  ControlPage page{};
+  page.magic = kFileMagic;
+  page.version = 2;
+  page.member = 1;
+  page.group_hash = group_hash("g");
+  page.incarnation = 7;
+  page.log_capacity = 64 << 10;
+  {
+    std::ofstream f(d.path + "/g/m1.log", std::ios::binary);
+    f.write(reinterpret_cast<const char*>(&page), sizeof page);
+  }
+  std::filesystem::resize_file(d.path + "/g/m1.log", kLogOffset + (64 << 10));
+  auto r = (*a)->try_attach_peers();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("another layout version"), std::string::npos)
+      << r.error().message();
 }
 
 }  // namespace

@@ -3,12 +3,15 @@
 //   offset 0      ControlPage (4 KiB): identity, heartbeat, and one cache line per peer:
 //                 this member's read position in that peer's log, and where that peer may
 //                 start reading this member's log
-//   offset 4096   the log: capacity bytes (a power of two) of 8-byte aligned records
+//   offset 4096   DoorbellPage (4 KiB): the owner's doorbell, a futex word its parked data
+//                 thread sleeps on and that writers of the logs it reads ring
+//   offset 8192   the log: capacity bytes (a power of two) of 8-byte aligned records
 //
-// The owner maps its file read-write; peers map it read-only. So a reader publishes how far
-// it has read a peer's log in its *own* control page, and the peer (the writer) reads it
-// from there. Everything another process reads is validated before use (DESIGN.md,
-// principle 6); see transport/NOTES.md for the record protocol and the rules of joining.
+// The owner maps its file read-write; peers map it read-only, except the doorbell page, which
+// they map read-write. So a reader publishes how far it has read a peer's log in its *own*
+// control page, and the peer (the writer) reads it from there. Everything another process reads is
+// validated before use (DESIGN.md, principle 6); see transport/NOTES.md for the record protocol and
+// the rules of joining.
 #pragma once
 
 #include <atomic>
@@ -16,14 +19,18 @@
 #include <cstdint>
 
 #include "runtime/cache_line.h"
+#include "runtime/idle.h"
 #include "transport/log/log_format.h"
 #include "transport/transport.h"
 
 namespace cohort::transport::shm {
 
 inline constexpr uint64_t kFileMagic = 0x4d53545248434f43ull;  // "COHRTSM" + 'M', little-endian
-inline constexpr uint32_t kLayoutVersion = 2;                  // 2: positions tagged, start grants
+// 2: positions tagged, start grants; 3: the doorbell page before the log.
+inline constexpr uint32_t kLayoutVersion = 3;
 inline constexpr size_t kControlPageBytes = 4096;
+inline constexpr size_t kDoorbellPageBytes = 4096;
+inline constexpr size_t kLogOffset = kControlPageBytes + kDoorbellPageBytes;
 
 // Owner's lifecycle, in ControlPage::state.
 enum MemberState : uint32_t {
@@ -76,6 +83,16 @@ static_assert(offsetof(ControlPage, heartbeat) == kCacheLine);
 static_assert(offsetof(ControlPage, read_positions) % kCacheLine == 0);
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);
+
+// The page of a member's file that every peer maps read-write (transport/NOTES.md, "shm: the
+// doorbell"). `bell` is the event count of the owner's data thread (runtime/idle.h): the owner
+// alone announces and withdraws sleepers (waiters) and waits on epoch; a writer of a log the
+// owner reads bumps epoch and wakes it, after it committed records, when a sleeper announced.
+struct DoorbellPage {
+  alignas(kCacheLine) WakeWord bell;
+};
+static_assert(sizeof(DoorbellPage) <= kDoorbellPageBytes);
+static_assert(offsetof(DoorbellPage, bell) == 0);
 
 // FNV-1a, 64 bits: a stable hash of the group name for the control page.
 inline uint64_t group_hash(const char* name) noexcept {

@@ -45,7 +45,8 @@ Result<bool> ShmTransport::try_attach(MemberId peer) {
 Result<bool> ShmTransport::map_peer_file(MemberId peer) {
   Peer& p = peers_[peer];
   const std::string& path = peer_log_paths_[peer];
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Read-write only for the doorbell page's mapping below; the rest is mapped read-only.
+  const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return false;  // removed since stat(): try again later
     return system_error("shm: cannot open " + path, errno);
@@ -72,7 +73,7 @@ Result<bool> ShmTransport::map_peer_file(MemberId peer) {
     problem = "has an impossible incarnation";
   else if (cap < kMinLogBytes || cap > kMaxLogBytes || (cap & (cap - 1)) != 0)
     problem = "has an impossible log size";
-  else if (static_cast<uint64_t>(st.st_size) != kControlPageBytes + cap)
+  else if (static_cast<uint64_t>(st.st_size) != kLogOffset + cap)
     problem = "has a size that does not match its log";
   if (problem != nullptr) {
     close(fd);
@@ -83,12 +84,22 @@ Result<bool> ShmTransport::map_peer_file(MemberId peer) {
     close(fd);  // the name moved back to a file we know between stat() and open()
     return false;
   }
-  const size_t bytes = kControlPageBytes + cap;
+  const size_t bytes = kLogOffset + cap;
   void* map = mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
   if (map == MAP_FAILED) {
     const int err = errno;
     close(fd);
     return system_error("shm: cannot map " + path, err);
+  }
+  // The doorbell page, the one page we write: a second mapping of the same file page, so the
+  // futex key (the file's page, not our address) is the one its owner sleeps on.
+  void* bell = mmap(nullptr, kDoorbellPageBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                    static_cast<off_t>(kControlPageBytes));
+  if (bell == MAP_FAILED) {
+    const int err = errno;
+    munmap(map, bytes);
+    close(fd);
+    return system_error("shm: cannot map the doorbell page of " + path, err);
   }
   const auto* mapped_page = static_cast<const ControlPage*>(map);
   // acquire: pairs with the release store of state in create_own_file(). A file under its
@@ -97,6 +108,7 @@ Result<bool> ShmTransport::map_peer_file(MemberId peer) {
   // and attaching it would count a reader that never reads.
   const bool active = mapped_page->state.load(std::memory_order_acquire) == kStateActive;
   if (!active || owner_gone(fd)) {
+    munmap(bell, kDoorbellPageBytes);
     munmap(map, bytes);
     close(fd);
     p.ignored = id;
@@ -105,6 +117,7 @@ Result<bool> ShmTransport::map_peer_file(MemberId peer) {
   drop_peer(peer);  // the slot's previous process, if any: its log and its reading of ours
   p.map = static_cast<std::byte*>(map);
   p.page = mapped_page;
+  p.bell = static_cast<DoorbellPage*>(bell);
   p.fd = fd;
   p.bytes = bytes;
   p.pid = page.pid;
@@ -169,8 +182,7 @@ Result<bool> ShmTransport::subscribe(MemberId peer) {
       return false;
     }
   }
-  subs_[peer] =
-      LogReader(p.map + kControlPageBytes, p.bytes - kControlPageBytes, &mine.position, start);
+  subs_[peer] = LogReader(p.map + kLogOffset, p.bytes - kLogOffset, &mine.position, start);
   p.subscribed = true;
   ++p.generation;
   return true;
@@ -185,10 +197,12 @@ void ShmTransport::drop_peer(MemberId peer) noexcept {
   subs_[peer] = LogReader();
   // release: a process of this slot that loads this no longer subscribes (its grant is gone).
   own_page_->read_positions[peer].grant_incarnation.store(0, std::memory_order_release);
+  munmap(p.bell, kDoorbellPageBytes);
   munmap(p.map, p.bytes);
   close(p.fd);
   p.map = nullptr;
   p.page = nullptr;
+  p.bell = nullptr;
   p.bytes = 0;
   p.fd = -1;
   p.pid = 0;

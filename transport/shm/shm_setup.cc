@@ -168,7 +168,7 @@ Status ShmTransport::create_own_file() {
     unlink(tmp_path.c_str());
     return system_error("shm: cannot lock " + tmp_path, err);
   }
-  map_bytes_ = kControlPageBytes + options_.log_bytes;
+  map_bytes_ = kLogOffset + options_.log_bytes;
   if (ftruncate(own_fd_, static_cast<off_t>(map_bytes_)) != 0) {
     const int err = errno;
     unlink(tmp_path.c_str());
@@ -194,9 +194,10 @@ Status ShmTransport::create_own_file() {
   own_page_->pid = getpid();
   own_page_->log_capacity = options_.log_bytes;
   own_page_->open_from_zero.store(1, std::memory_order_relaxed);  // published by the release below
+  own_bell_ = &(new (own_map_ + kControlPageBytes) DoorbellPage())->bell;  // zero: nobody parked
   // release: pairs with the acquire load of state in map_peer_file(); the fields above first.
   own_page_->state.store(kStateActive, std::memory_order_release);
-  publication_ = LogWriter(own_map_ + kControlPageBytes, options_.log_bytes, &own_page_->committed);
+  publication_ = LogWriter(own_map_ + kLogOffset, options_.log_bytes, &own_page_->committed);
   // While the log is open from 0, a placeholder reader at 0 (our own slot, otherwise unused)
   // keeps the writer from lapping it: a reader may have started at 0 that we have not mapped.
   publication_.expect_reader(options_.self);
@@ -274,6 +275,7 @@ void ShmTransport::leave() {
   if (own_map_ != nullptr) munmap(own_map_, map_bytes_);
   own_map_ = nullptr;
   own_page_ = nullptr;
+  own_bell_ = nullptr;
   if (own_fd_ >= 0) close(own_fd_);  // drops the flock
   own_fd_ = -1;
   // The group directory goes when its last member leaves; rmdir fails harmlessly otherwise.

@@ -67,6 +67,19 @@ class ShmTransport {
   Status attach_peers(uint64_t timeout_ms);
 
   LogWriter& publication() noexcept { return publication_; }
+
+  // The doorbell (transport/NOTES.md, "shm: the doorbell"): our event count in the doorbell
+  // page of our file, which every attached peer maps read-write. The data thread's Waker binds
+  // to it (Waker::bind_shared) so that it parks there; peers that append to logs we read ring
+  // it. Valid until leave().
+  WakeWord* doorbell() noexcept { return own_bell_; }
+  // Data path, once per burst after its commits: wakes each attached peer whose data thread
+  // announced a park on its doorbell. Nothing committed since the last call: one compare.
+  // Otherwise one seq_cst fence, then one load per attached peer, and a futex system call only
+  // for a peer that announced. Returns the number of peers woken.
+  uint32_t ring_doorbells() noexcept;
+  // Wakes sent by ring_doorbells(), since create(); for stats.
+  uint64_t doorbell_wakes() const noexcept { return doorbell_wakes_; }
   // nullptr for self, for a peer not attached yet, and for a peer declared gone. The object
   // stays the same when the peer is re-attached; check attach_generation().
   LogReader* subscription(MemberId peer) noexcept {
@@ -144,7 +157,10 @@ class ShmTransport {
   std::byte* own_map_ = nullptr;
   size_t map_bytes_ = 0;
   ControlPage* own_page_ = nullptr;
+  WakeWord* own_bell_ = nullptr;
   LogWriter publication_;
+  uint64_t rung_position_ = 0;  // our log's position at the last ring_doorbells()
+  uint64_t doorbell_wakes_ = 0;
 
   // A file by identity: a new process's file is a new inode, even while the old one is mapped.
   struct FileId {
@@ -157,6 +173,7 @@ class ShmTransport {
     size_t bytes = 0;
     int fd = -1;  // kept open: its flock tells whether the owner still runs
     const ControlPage* page = nullptr;
+    DoorbellPage* bell = nullptr;  // its doorbell page, mapped read-write on its own
     int32_t pid = 0;
     uint64_t incarnation = 0;
     FileId file;     // the mapped file
