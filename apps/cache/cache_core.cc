@@ -395,9 +395,14 @@ void CacheCore::on_claim_delivered(const std::string& key, Directory::ClaimResul
         it->second.for_claim = true;
       } else if (lru_.peek(key) != nullptr) {
         announce(DirKind::kUnclaim, key);  // got it meanwhile (its have is on its way)
-      } else if (fetches_.contains(key)) {
+      } else if (auto f = fetches_.find(key); f != fetches_.end() && f->second.request == 0) {
         start_load(key, true, false);
       } else {
+        // No get waits here, or one is asking a peer: the claim was sent before this member
+        // learned of a holder or loader (whose have and unclaim were ordered first). A load now
+        // would be a store load where a peer holds the value, and would answer the next get of
+        // the key here from the store. If the peer answers a miss, the get claims again once
+        // this unclaim is delivered (advance() waits for it).
         announce(DirKind::kUnclaim, key);
       }
       return;

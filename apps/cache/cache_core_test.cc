@@ -534,5 +534,74 @@ TEST(CacheCore, ConcurrentMissesUnderSecondPeerFetchLeaveOneCopy) {
   EXPECT_EQ(g.cores[0].directory().find("k")->holders.size(), 1U);
 }
 
+// A claim sent before the member learned of the loader, and ordered after the loader's have and
+// unclaim, wins while the member's get is asking the loader. It must not load: the get ends with
+// the peer's value, and a load left running would answer the member's next get from the store
+// (the second fetch, which admission would have cached) although a peer holds the value.
+TEST(CacheCore, AStaleClaimThatWinsWhileAPeerIsAskedDoesNotLoad) {
+  Group g(2);
+  g.store["k"] = "v0";
+  GetDone d;
+  ASSERT_NE(g.cores[0].get("k", &d), 0U);
+  g.flush(0);                              // a's claim
+  ASSERT_NE(g.cores[1].get("k", &d), 0U);  // b knows of no holder or claim: it queues a claim
+  g.deliver(0);                            // a wins and loads
+  ASSERT_EQ(g.work.size(), 1U);
+  g.store_one();
+  ASSERT_EQ(g.done[0].size(), 1U);
+  EXPECT_EQ(g.done[0][0].source, CacheSource::kStore);
+  g.deliver(1);  // a's claim at b: b asks the loader
+  g.flush(0);    // a's have and unclaim
+  g.flush(1);    // b's request to a, then b's claim, ordered after a's unclaim
+  g.deliver_all();
+  EXPECT_EQ(g.cores[1].counters().claims_won, 1U) << "the sequence this test is about";
+  EXPECT_TRUE(g.work.empty()) << "b's claim won while b asked a: no store load";
+  EXPECT_EQ(g.cores[1].loads_in_flight(), 0U);
+  g.settle();
+  ASSERT_EQ(g.done[1].size(), 1U);
+  EXPECT_EQ(g.done[1][0].source, CacheSource::kPeer);
+  EXPECT_EQ(g.done[1][0].value, "v0");
+  for (const CacheCore& c : g.cores) EXPECT_FALSE(c.directory().find("k")->claimed);
+  // The second fetch asks a again and caches the value.
+  const GetDone second = g.get(1, "k");
+  EXPECT_EQ(second.source, CacheSource::kPeer);
+  EXPECT_TRUE(holds(g, 1, "k"));
+  EXPECT_EQ(g.get(1, "k").source, CacheSource::kLocal);
+  EXPECT_EQ(g.loads, 1U);
+}
+
+// The same claim, won while the peer asked no longer holds the value (here: it was cut off and
+// forgot it): the miss sends the get back to the directory, which still names this member's
+// claim until its unclaim is delivered; then it claims again and loads, once.
+TEST(CacheCore, AStaleClaimWonWhileAPeerIsAskedClaimsAgainAfterAMiss) {
+  Group g(2);
+  g.store["k"] = "v0";
+  GetDone d;
+  ASSERT_NE(g.cores[0].get("k", &d), 0U);
+  g.flush(0);
+  ASSERT_NE(g.cores[1].get("k", &d), 0U);
+  g.deliver(0);
+  g.store_one();
+  g.deliver(1);
+  g.flush(0);
+  g.flush(1);
+  g.deliver_all();
+  ASSERT_TRUE(g.work.empty());
+  g.cores[0].on_event(GroupEvent::kCutOff);  // a forgets k and answers requests with a miss
+  ASSERT_TRUE(g.peer_one());                 // b's request at a
+  g.flush(0);                                // a's miss (and its drop, not delivered yet)
+  ASSERT_TRUE(g.peer_one());                 // the miss at b
+  EXPECT_EQ(g.cores[1].counters().false_hits, 1U);
+  EXPECT_TRUE(g.done[1].empty());
+  EXPECT_TRUE(g.work.empty()) << "b's unclaim is not delivered yet: b waits for it";
+  g.settle();
+  ASSERT_EQ(g.done[1].size(), 1U);
+  EXPECT_EQ(g.done[1][0].status, CacheStatus::kOk);
+  EXPECT_EQ(g.done[1][0].source, CacheSource::kStore);
+  EXPECT_EQ(g.done[1][0].value, "v0");
+  EXPECT_EQ(g.cores[1].counters().claims_won, 2U);
+  EXPECT_EQ(g.loads, 2U);
+}
+
 }  // namespace
 }  // namespace cohort::cache
