@@ -319,6 +319,12 @@ uint32_t GroupEngine::poll() {
   // spends its time reading peers' logs (about a sixth of the send-to-delivery time at p50 on
   // the 2-member benchmark when it came after them).
   work += drain_submissions(now);
+  if (leave_requested_ && own_queued_ == 0 && held_ == nullptr) {
+    leave_requested_ = false;
+    member_->leave(now);
+    carry_out();
+    ++work;
+  }
   work += transport_->receive(now);
   work += poll_logs(now);
   work += poll_control(now);
@@ -489,13 +495,20 @@ GroupEngine::Submission* GroupEngine::take_free_slot() noexcept {
   return nullptr;
 }
 
+// Another thread waits for a free slot (the data thread frees them). The data thread itself
+// must not: with the queue full it is the only one that could empty it (a member cut off with
+// its log full, polled inline, spun here for ever). It marks the leave, which its next poll
+// carries out once the sends it queued before are taken.
 void GroupEngine::submit_leave() {
+  if (data_thread_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+    leave_requested_ = true;
+    return;
+  }
   Submission* s = nullptr;
   while ((s = take_free_slot()) == nullptr) cpu_relax();
   s->kind = Submission::Kind::kLeave;
   s->length = 0;
-  s->from_data_thread = data_thread_.load(std::memory_order_relaxed) == std::this_thread::get_id();
-  if (s->from_data_thread) ++own_queued_;
+  s->from_data_thread = false;
   COHORT_ASSERT(submissions_->enqueue_burst(&s, 1) == 1);
   if (waker_ != nullptr) waker_->wake();
 }

@@ -194,6 +194,7 @@ class GroupEngine {
   // behind them. (The ring cannot tell: its head may be another thread's slot, claimed and not
   // yet filled, with this thread's behind it.)
   uint32_t own_queued_ = 0;
+  bool leave_requested_ = false;  // submit_leave() on the data thread: done by the next poll
   TimeNs last_poll_ns_ = 0;
   TimeNs next_tick_ns_ = 0;
   TimeNs next_control_poll_ns_ = 0;
