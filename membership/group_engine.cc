@@ -437,17 +437,17 @@ SendResult GroupEngine::enqueue(Submission::Kind kind, Mode mode, Uid target, ui
 
 // The data thread, outside carry_out(). A thread that never polled compares unequal (a default
 // id names no thread), and a relaxed load is enough: only the data thread itself can find its
-// own id there.
+// own id there. carrying_out_ is the data thread's own: read only once the id says this is it.
 bool GroupEngine::on_data_thread() const noexcept {
-  return !carrying_out_ &&
-         data_thread_.load(std::memory_order_relaxed) == std::this_thread::get_id();
+  return data_thread_.load(std::memory_order_relaxed) == std::this_thread::get_id() &&
+         !carrying_out_;
 }
 
 // From the data thread, a send goes to the Member at once (which copies the payload) unless
 // earlier ones wait (a send held for kFull, records held by back-pressure): then it queues
 // behind them, keeping this thread's order. The Member's actions stay with it until the next
 // poll carries them out, so a burst of sends between polls still leaves as one DATA record.
-// (carrying_out_ is read on other threads too, but only after the id check, which fails there.)
+// (held_, pending_appends_ and own_queued_ are the data thread's: read only once it is this.)
 SendResult GroupEngine::submit(Mode mode, std::span<const std::byte> payload) {
   if (on_data_thread() && held_ == nullptr && pending_appends_.empty() && own_queued_ == 0) {
     if (payload.size() > sizeof(Submission::bytes)) return SendResult::kTooLarge;
