@@ -14,12 +14,15 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -29,19 +32,44 @@
 namespace cohort {
 namespace {
 
-struct Counting final : GroupListener {
+// Counts the members of the view installed here last.
+struct ViewCount : GroupListener {
+  std::atomic<uint32_t> members{0};
+  void on_view(const ViewInfo& v) override {
+    members.store(static_cast<uint32_t>(v.members.size()));
+  }
+};
+
+// Two members of `group` in `folder`: *a founds it and runs on its own thread; *b joins and is
+// left to the caller to start or to poll.
+void open_pair(const test_support::ShmFolder& folder, const std::string& group, ViewCount* la,
+               ViewCount* lb, std::unique_ptr<Group>* a, std::unique_ptr<Group>* b) {
+  auto ga = Group::create(test_support::shm_member_options(folder, group, 0, true), la);
+  ASSERT_TRUE(ga.ok()) << ga.error().message();
+  ASSERT_TRUE((*ga)->start().ok());
+  auto gb = Group::create(test_support::shm_member_options(folder, group, 1, false), lb);
+  ASSERT_TRUE(gb.ok()) << gb.error().message();
+  *a = std::move(*ga);
+  *b = std::move(*gb);
+}
+
+// Polls `member` on this thread (its data thread) until `done` holds or 30 s pass.
+template <typename F>
+bool poll_until(Group& member, F done) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!done() && std::chrono::steady_clock::now() < end) member.poll();
+  return done();
+}
+
+struct Counting final : ViewCount {
   std::mutex mu;
   std::multiset<uint64_t> ids;
-  std::atomic<uint32_t> members{0};
   void on_deliver(const Message& m) override {
     if (m.bytes.size() != 8) return;
     uint64_t id = 0;
     std::memcpy(&id, m.bytes.data(), 8);
     std::lock_guard<std::mutex> g(mu);
     ids.insert(id);
-  }
-  void on_view(const ViewInfo& v) override {
-    members.store(static_cast<uint32_t>(v.members.size()));
   }
   size_t count() {
     std::lock_guard<std::mutex> g(mu);
@@ -53,12 +81,9 @@ TEST(GroupSubmit, ManyThreadsSendAtOnceAndEverySendIsDeliveredOnce) {
   test_support::ShmFolder folder("submit");
   ASSERT_FALSE(folder.path.empty());
   Counting a, b;
-  auto ga = Group::create(test_support::shm_member_options(folder, "submit", 0, true), &a);
-  ASSERT_TRUE(ga.ok()) << ga.error().message();
-  ASSERT_TRUE((*ga)->start().ok());
-  auto gb = Group::create(test_support::shm_member_options(folder, "submit", 1, false), &b);
-  ASSERT_TRUE(gb.ok()) << gb.error().message();
-  ASSERT_TRUE((*gb)->start().ok());
+  std::unique_ptr<Group> ga, gb;
+  ASSERT_NO_FATAL_FAILURE(open_pair(folder, "submit", &a, &b, &ga, &gb));
+  ASSERT_TRUE(gb->start().ok());
   ASSERT_TRUE(test_support::eventually([&] { return a.members == 2 && b.members == 2; }));
 
   constexpr int kThreads = 4;
@@ -71,7 +96,7 @@ TEST(GroupSubmit, ManyThreadsSendAtOnceAndEverySendIsDeliveredOnce) {
         const uint64_t id = uint64_t{static_cast<uint32_t>(t)} << 32 | i;
         std::byte bytes[8];
         std::memcpy(bytes, &id, 8);
-        const SendStatus st = (*gb)->send(bytes, DeliveryMode::kTotal);
+        const SendStatus st = gb->send(bytes, DeliveryMode::kTotal);
         if (st == SendStatus::kOk) {
           ++i;
           accepted.fetch_add(1);
@@ -91,15 +116,14 @@ TEST(GroupSubmit, ManyThreadsSendAtOnceAndEverySendIsDeliveredOnce) {
   std::lock_guard<std::mutex> g(a.mu);
   EXPECT_EQ(std::set<uint64_t>(a.ids.begin(), a.ids.end()).size(), a.ids.size())
       << "a message delivered twice";
-  (*gb)->stop();
-  (*ga)->stop();
+  gb->stop();
+  ga->stop();
 }
 
 // Records each sender thread's tags in delivery order: tag = thread << 32 | its k-th kOk send.
-struct Ordered final : GroupListener {
+struct Ordered final : ViewCount {
   std::mutex mu;
   std::map<uint32_t, std::vector<uint32_t>> by_thread;
-  std::atomic<uint32_t> members{0};
   // The data thread's hook: called on every delivery (inside the callback) of this member.
   std::function<void()> on_each;
   void on_deliver(const Message& m) override {
@@ -112,9 +136,6 @@ struct Ordered final : GroupListener {
     }
     if (on_each) on_each();
   }
-  void on_view(const ViewInfo& v) override {
-    members.store(static_cast<uint32_t>(v.members.size()));
-  }
   size_t count(uint32_t thread) {
     std::lock_guard<std::mutex> g(mu);
     return by_thread[thread].size();
@@ -125,18 +146,10 @@ TEST(GroupSubmit, DataThreadSendsSkipTheQueueAndKeepEveryThreadsOrder) {
   test_support::ShmFolder folder("submit-inline");
   ASSERT_FALSE(folder.path.empty());
   Ordered a, b;
-  auto ga = Group::create(test_support::shm_member_options(folder, "inline", 0, true), &a);
-  ASSERT_TRUE(ga.ok()) << ga.error().message();
-  ASSERT_TRUE((*ga)->start().ok());
-  auto gb = Group::create(test_support::shm_member_options(folder, "inline", 1, false), &b);
-  ASSERT_TRUE(gb.ok()) << gb.error().message();
-  Group& member = **gb;  // polled by this thread: its data thread
-  const auto poll_until = [&](auto done) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!done() && std::chrono::steady_clock::now() < end) member.poll();
-    return done();
-  };
-  ASSERT_TRUE(poll_until([&] { return a.members == 2 && b.members == 2; }));
+  std::unique_ptr<Group> ga, gb;
+  ASSERT_NO_FATAL_FAILURE(open_pair(folder, "inline", &a, &b, &ga, &gb));
+  Group& member = *gb;  // polled by this thread: its data thread
+  ASSERT_TRUE(poll_until(member, [&] { return a.members == 2 && b.members == 2; }));
 
   // Thread 0 is this (data) thread: from its loop and from its callbacks, one counter.
   uint32_t next0 = 0;
@@ -175,16 +188,18 @@ TEST(GroupSubmit, DataThreadSendsSkipTheQueueAndKeepEveryThreadsOrder) {
     if (next0 != before) ++loop_sends;
     member.poll();
   }
-  ASSERT_TRUE(poll_until([&] { return other_sent.load() == kOther; }));  // its queue drains here
+  ASSERT_TRUE(
+      poll_until(member, [&] { return other_sent.load() == kOther; }));  // its queue drains here
   other.join();
   b.on_each = nullptr;  // no more sends from callbacks: the count below is final
   const uint32_t total0 = next0;
-  ASSERT_TRUE(poll_until([&] {
-    return a.count(0) == total0 && b.count(0) == total0 && a.count(1) == kOther &&
-           b.count(1) == kOther;
-  })) << "thread 0: delivered "
-      << a.count(0) << " and " << b.count(0) << " of " << total0 << "; thread 1: " << a.count(1)
-      << " and " << b.count(1) << " of " << kOther;
+  ASSERT_TRUE(poll_until(member,
+                         [&] {
+                           return a.count(0) == total0 && b.count(0) == total0 &&
+                                  a.count(1) == kOther && b.count(1) == kOther;
+                         }))
+      << "thread 0: delivered " << a.count(0) << " and " << b.count(0) << " of " << total0
+      << "; thread 1: " << a.count(1) << " and " << b.count(1) << " of " << kOther;
   for (Ordered* l : {&a, &b}) {
     std::lock_guard<std::mutex> g(l->mu);
     for (const auto& [thread, tags] : l->by_thread) {
@@ -202,16 +217,12 @@ TEST(GroupSubmit, DataThreadSendsSkipTheQueueAndKeepEveryThreadsOrder) {
   EXPECT_LE(st.sent_inline, total0 - from_callbacks);
   std::printf("thread 0: %u sends, %u from callbacks, %lu straight to the Member\n", total0,
               from_callbacks, static_cast<unsigned long>(st.sent_inline));
-  (*ga)->stop();
+  ga->stop();
 }
 
-struct Leaving final : GroupListener {
-  std::atomic<uint32_t> members{0};
+struct Leaving final : ViewCount {
   std::atomic<bool> left{false};
   void on_deliver(const Message&) override {}
-  void on_view(const ViewInfo& v) override {
-    members.store(static_cast<uint32_t>(v.members.size()));
-  }
   void on_event(GroupEvent e) override {
     if (e == GroupEvent::kLeft) left.store(true);
   }
@@ -221,18 +232,10 @@ TEST(GroupSubmit, LeaveOnTheDataThreadWithTheQueueFullReturnsAndLeaves) {
   test_support::ShmFolder folder("submit-leave");
   ASSERT_FALSE(folder.path.empty());
   Leaving a, b;
-  auto ga = Group::create(test_support::shm_member_options(folder, "leave", 0, true), &a);
-  ASSERT_TRUE(ga.ok()) << ga.error().message();
-  ASSERT_TRUE((*ga)->start().ok());
-  auto gb = Group::create(test_support::shm_member_options(folder, "leave", 1, false), &b);
-  ASSERT_TRUE(gb.ok()) << gb.error().message();
-  Group& member = **gb;
-  const auto poll_until = [&](auto done) {
-    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    while (!done() && std::chrono::steady_clock::now() < end) member.poll();
-    return done();
-  };
-  ASSERT_TRUE(poll_until([&] { return a.members == 2 && b.members == 2; }));
+  std::unique_ptr<Group> ga, gb;
+  ASSERT_NO_FATAL_FAILURE(open_pair(folder, "leave", &a, &b, &ga, &gb));
+  Group& member = *gb;
+  ASSERT_TRUE(poll_until(member, [&] { return a.members == 2 && b.members == 2; }));
   // Another thread fills the queue while this (data) thread does not poll.
   std::thread filler([&] {
     std::byte bytes[8] = {};
@@ -241,10 +244,11 @@ TEST(GroupSubmit, LeaveOnTheDataThreadWithTheQueueFullReturnsAndLeaves) {
   });
   filler.join();
   member.leave();  // returns: nothing to wait for on this thread
-  ASSERT_TRUE(poll_until([&] { return b.left.load(); })) << "the leave was never carried out";
+  ASSERT_TRUE(poll_until(member, [&] { return b.left.load(); }))
+      << "the leave was never carried out";
   ASSERT_TRUE(test_support::eventually([&] { return a.members == 1; }));
   member.stop();
-  (*ga)->stop();
+  ga->stop();
 }
 
 }  // namespace
