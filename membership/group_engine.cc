@@ -10,7 +10,6 @@
 namespace cohort::membership {
 namespace {
 
-constexpr uint32_t kPollBurst = 64;
 constexpr uint32_t kSubmissionSlots = 1024;
 constexpr uint32_t kDrainBurst = 256;       // sends taken per poll: they leave as one DATA record
 constexpr TimeNs kTickNs = 1'000'000;       // the Member's timers: heartbeats, retries
@@ -131,7 +130,8 @@ void GroupEngine::maintain(TimeNs now) {
 
 uint32_t GroupEngine::poll_logs(TimeNs now) {
   uint32_t work = 0;
-  transport::RecordView records[kPollBurst];
+  transport::RecordView* const records = burst_;
+  std::span<const std::byte>* const copies = burst_copies_;
   for (NodeId n = 0; n < nodes_; ++n) {
     if (n == self_) continue;
     const uint32_t got = transport_->poll_records(n, records, kPollBurst);
@@ -139,7 +139,6 @@ uint32_t GroupEngine::poll_logs(TimeNs now) {
     // Copies the Member may keep pointing into (group_engine.h, "Record lifetime"), all taken
     // before release(): what the Member then asks for (a re-attach at an install) cannot pull
     // a subscription from under a burst.
-    std::span<const std::byte> copies[kPollBurst];
     for (uint32_t i = 0; i < got; ++i) copies[i] = store_.keep(records[i].payload);
     transport_->release(n);
     for (uint32_t i = 0; i < got; ++i) {

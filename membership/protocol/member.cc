@@ -503,6 +503,13 @@ void Member::Impl::put_batched(ViewId view, const DataBody& d) {
 // The sequencer orders, with one record, every DATA it holds and has not ordered, per sender
 // in sseq order (PROTOCOL.md, "Order").
 void Member::Impl::order_pending(ViewData& v) {
+  // Most calls find nothing to order (every idle poll makes one): look before building the
+  // ranges, whose array a declaration would zero each time (perf: seven tenths of the call).
+  bool any = false;
+  for (uint32_t r = 1; r < v.view.count && !any; ++r) {
+    any = v.senders[r].recv > v.senders[r].ordered_upto;
+  }
+  if (!any) return;
   OrderRange ranges[kMaxMembers];
   uint32_t n = 0;
   const uint64_t first = v.next_gseq;
