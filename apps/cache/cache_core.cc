@@ -84,6 +84,7 @@ uint64_t CacheCore::get(std::string_view key, GetDone* done) {
     it->second.gets.push_back(++next_get_);
     return next_get_;
   }
+  if (!cut_off_ && peer_memory_ != nullptr && read_holders(key, done)) return 0;
   if (fetches_.size() >= options_.max_fetches) {
     done->status = CacheStatus::kBusy;
     return 0;
@@ -173,6 +174,52 @@ void CacheCore::advance(const std::string& key) {
     }
   }
   if (claims_pending_.insert(key).second) announce(DirKind::kClaim, key);
+}
+
+// A miss with holders named: their values read in place, in the order advance() asks them. A
+// value read is what the holder's reply would have carried, and meets the same check as a reply
+// (on_reply): stamped before the key's last write delivered here, it is refused.
+bool CacheCore::read_holders(std::string_view key, GetDone* done) {
+  const Directory::Entry* e = directory_.find(key);
+  if (e == nullptr) return false;
+  const size_t n = e->holders.size();
+  std::string value;
+  Stamp stamp;
+  for (size_t i = 0; i < n; ++i) {
+    const MemberUid h = e->holders[(i + self_.node) % n];
+    if (h == self_ || !peer_memory_->read(h, key, &value, &stamp)) continue;
+    counters_.peer_requests++;
+    counters_.peer_reads++;
+    if (!options_.bugs.unchecked_peer_reply && stamp < directory_.version(key)) {
+      counters_.stale_replies++;
+      continue;
+    }
+    counters_.peer_hits++;
+    const std::string k(key);
+    if (admit_peer_value(k)) (void)keep(k, value, stamp);
+    done->status = CacheStatus::kOk;
+    done->source = CacheSource::kPeer;
+    done->value = std::move(value);
+    done->stamp = stamp;
+    return true;
+  }
+  return false;
+}
+
+bool CacheCore::read_request(const PeerOut& p) {
+  if (peer_memory_ == nullptr) return false;
+  auto rq = requests_.find(p.id);
+  if (rq == requests_.end()) return false;
+  std::string value;
+  Reply rep;
+  if (!peer_memory_->read(p.to, rq->second, &value, &rep.stamp)) return false;
+  counters_.peer_reads++;
+  rep.status = ReplyStatus::kHit;
+  const std::string key = rq->second;
+  rep.key = key;
+  rep.value = value;
+  apply_reply(p.id, &rep, false);
+  return true;
 }
 
 void CacheCore::ask(const std::string& key, Fetch& f, MemberUid peer) {
@@ -504,29 +551,37 @@ bool CacheCore::on_request(MemberUid peer, uint64_t id, std::span<const std::byt
 }
 
 bool CacheCore::on_reply(uint64_t id, std::span<const std::byte> payload, bool failed) {
+  if (!requests_.contains(id)) return false;
+  Reply rep;
+  const bool decoded = !failed && decode_reply(payload, &rep) == DecodeResult::kOk;
+  apply_reply(id, failed ? nullptr : &rep, !failed && !decoded);
+  return true;
+}
+
+// The answer to request `id`: a reply (decoded, or `malformed`), or none (the member left).
+void CacheCore::apply_reply(uint64_t id, const Reply* reply, bool malformed) {
   auto rq = requests_.find(id);
-  if (rq == requests_.end()) return false;
+  if (rq == requests_.end()) return;
   const std::string key = std::move(rq->second);
   requests_.erase(rq);
   auto it = fetches_.find(key);
-  if (it == fetches_.end() || it->second.request != id) return true;  // the get ended meanwhile
+  if (it == fetches_.end() || it->second.request != id) return;  // the get ended meanwhile
   Fetch& f = it->second;
   f.request = 0;
   const MemberUid peer = f.asked;
   const auto elsewhere = [&] {
     f.tried.push_back(peer);
     advance(key);
-    return true;
   };
-  if (failed) {
+  if (reply == nullptr && !malformed) {
     counters_.peer_failures++;
     return elsewhere();
   }
-  Reply rep;
-  if (decode_reply(payload, &rep) != DecodeResult::kOk || rep.key != key) {
+  if (malformed || reply->key != key) {
     counters_.malformed++;
     return elsewhere();
   }
+  const Reply& rep = *reply;
   switch (rep.status) {
     case ReplyStatus::kHit:
     case ReplyStatus::kNotFound:
@@ -542,14 +597,13 @@ bool CacheCore::on_reply(uint64_t id, std::span<const std::byte> payload, bool f
       } else {
         finish_fetch(key, CacheStatus::kNotFound, CacheSource::kPeer, {}, rep.stamp);
       }
-      return true;
+      return;
     case ReplyStatus::kMiss: counters_.false_hits++; return elsewhere();
     case ReplyStatus::kStoreError:
       finish_fetch(key, CacheStatus::kStoreError, CacheSource::kPeer, {}, rep.stamp);
-      return true;
-    case ReplyStatus::kTooLarge: start_load(key, false, true); return true;
+      return;
+    case ReplyStatus::kTooLarge: start_load(key, false, true); return;
   }
-  return true;
 }
 
 // --- outputs -----------------------------------------------------------------------------------
@@ -567,6 +621,8 @@ uint32_t CacheCore::flush(const Transport& t) {
   while (!requests_out_.empty()) {
     PeerOut p = std::move(requests_out_.front());
     requests_out_.pop_front();
+    // A holder whose value can be read in place is not asked: the value read is its reply.
+    if (read_request(p)) continue;
     const SendStatus st = t.request(p.to, p.id, p.bytes);
     if (st == SendStatus::kFull) {
       requests_out_.push_front(std::move(p));

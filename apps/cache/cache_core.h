@@ -78,6 +78,15 @@ struct WriteDone {
   std::string key;
 };
 
+// A holder's value read without a message (the service's shared-memory mirrors, cache_mirror.h;
+// the simulator reads the holder's LRU): the value and stamp the holder would have replied with
+// at this instant, or false when it cannot be read (no mirror, not held there, busy).
+class PeerMemory {
+ public:
+  virtual ~PeerMemory() = default;
+  virtual bool read(MemberUid holder, std::string_view key, std::string* value, Stamp* stamp) = 0;
+};
+
 class CacheCore {
  public:
   explicit CacheCore(const CoreOptions& options = {});
@@ -142,6 +151,11 @@ class CacheCore {
 
   const Directory& directory() const noexcept { return directory_; }
   const LruStore& lru() const noexcept { return lru_; }
+  // Told of every change to the cached values (the service's shared-memory mirror).
+  void set_lru_observer(LruObserver* observer) noexcept { lru_.set_observer(observer); }
+  // With it, a get that misses here reads a holder's value first (NOTES.md, "Peer reads"),
+  // and ends at once when one passes the stamp check.
+  void set_peer_memory(PeerMemory* memory) noexcept { peer_memory_ = memory; }
   CacheCounters counters() const;
 
  private:
@@ -178,8 +192,11 @@ class CacheCore {
   uint64_t start_write(StoreWork::Kind kind, std::string_view key, std::string_view value,
                        CacheStatus* status);
   void advance(const std::string& key);
+  bool read_holders(std::string_view key, GetDone* done);
+  void apply_reply(uint64_t id, const Reply* reply, bool malformed);
   void advance_all();
   void ask(const std::string& key, Fetch& f, MemberUid peer);
+  bool read_request(const PeerOut& p);
   void start_load(const std::string& key, bool for_claim, bool direct);
   void finish_fetch(const std::string& key, CacheStatus status, CacheSource source,
                     std::string_view value, Stamp stamp);
@@ -197,6 +214,7 @@ class CacheCore {
   MemberUid self_{};
   Directory directory_;
   LruStore lru_;
+  PeerMemory* peer_memory_ = nullptr;
   std::vector<MemberUid> view_;
   bool ready_ = false;
   bool cut_off_ = false;
@@ -211,7 +229,7 @@ class CacheCore {
   // their latest entry. Keys only, never values: the window decides nothing but whether a value
   // that passed the stamp check is cached.
   std::deque<std::pair<uint64_t, std::string>> window_;
-  std::map<std::string, uint64_t, std::less<>> window_keys_;
+  KeyMap<uint64_t> window_keys_;
   uint64_t window_next_ = 0;
   std::map<uint64_t, Write> writes_;
   std::deque<Outgoing> outbox_;

@@ -77,6 +77,17 @@ bool contains(const std::vector<MemberUid>& v, MemberUid m) {
   return std::find(v.begin(), v.end(), m) != v.end();
 }
 
+// A hashed map's elements in key order: a snapshot's bytes must not depend on insertion history.
+template <typename V>
+std::vector<const typename KeyMap<V>::value_type*> in_key_order(const KeyMap<V>& m) {
+  std::vector<const typename KeyMap<V>::value_type*> out;
+  out.reserve(m.size());
+  for (const auto& kv : m) out.push_back(&kv);
+  std::sort(out.begin(), out.end(),
+            [](const auto* a, const auto* b) { return a->first < b->first; });
+  return out;
+}
+
 }  // namespace
 
 Stamp Directory::version(std::string_view key) const {
@@ -100,7 +111,7 @@ Directory::Entry* Directory::entry_for(std::string_view key, bool create) {
   return &entries_.emplace(std::string(key), Entry{}).first->second;
 }
 
-void Directory::forget_if_idle(std::map<std::string, Entry, std::less<>>::iterator it) {
+void Directory::forget_if_idle(KeyMap<Entry>::iterator it) {
   if (it != entries_.end() && it->second.holders.empty() && !it->second.claimed) entries_.erase(it);
 }
 
@@ -120,7 +131,7 @@ void Directory::invalidate(std::string_view key, Stamp at) {
   while (versions_.size() > limits_.max_versions) {
     const auto oldest = by_version_.begin();
     floor_ = std::max(floor_, oldest->first);
-    versions_.erase(versions_.find(oldest->second));
+    versions_.erase(oldest->second);
     by_version_.erase(oldest);
   }
   auto it = entries_.find(key);
@@ -197,15 +208,16 @@ std::vector<std::string> Directory::on_view(std::span<const MemberUid> members) 
       ++it;
     }
   }
+  std::sort(changed.begin(), changed.end());  // key order, as the snapshot: the map has none
   return changed;
 }
 
 bool Directory::same_entries(const Directory& o) const {
   if (entries_.size() != o.entries_.size()) return false;
-  for (auto a = entries_.begin(), b = o.entries_.begin(); a != entries_.end(); ++a, ++b) {
-    if (a->first != b->first || a->second.holders != b->second.holders ||
-        a->second.claimed != b->second.claimed ||
-        (a->second.claimed && a->second.loader != b->second.loader)) {
+  for (const auto& [key, a] : entries_) {
+    const auto b = o.entries_.find(key);
+    if (b == o.entries_.end() || a.holders != b->second.holders || a.claimed != b->second.claimed ||
+        (a.claimed && a.loader != b->second.loader)) {
       return false;
     }
   }
@@ -220,13 +232,14 @@ std::vector<std::byte> Directory::snapshot() const {
   w.stamp(frontier_);
   w.stamp(floor_);
   w.u32(static_cast<uint32_t>(versions_.size()));
-  for (const auto& [key, stamp] : versions_) {
-    w.key(key);
-    w.stamp(stamp);
+  for (const auto* v : in_key_order(versions_)) {
+    w.key(v->first);
+    w.stamp(v->second);
   }
   w.u32(static_cast<uint32_t>(entries_.size()));
-  for (const auto& [key, e] : entries_) {
-    w.key(key);
+  for (const auto* entry : in_key_order(entries_)) {
+    const Entry& e = entry->second;
+    w.key(entry->first);
     w.u8(e.claimed ? 1 : 0);
     if (e.claimed) w.member(e.loader);
     w.u8(static_cast<uint8_t>(e.holders.size()));

@@ -28,7 +28,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <set>
 #include <span>
 #include <string>
@@ -97,12 +96,12 @@ class Directory {
  private:
   bool same_entries(const Directory& o) const;
   Entry* entry_for(std::string_view key, bool create);
-  void forget_if_idle(std::map<std::string, Entry, std::less<>>::iterator it);
+  void forget_if_idle(KeyMap<Entry>::iterator it);
   void clear();
 
   Limits limits_{};
-  std::map<std::string, Entry, std::less<>> entries_;
-  std::map<std::string, Stamp, std::less<>> versions_;
+  KeyMap<Entry> entries_;
+  KeyMap<Stamp> versions_;
   std::set<std::pair<Stamp, std::string>> by_version_;  // the oldest first, to fold
   Stamp frontier_{};
   Stamp floor_{};

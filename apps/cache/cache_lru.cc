@@ -16,8 +16,9 @@ const LruStore::Entry* LruStore::peek(std::string_view key) const {
 }
 
 void LruStore::remove(List::iterator it) {
+  if (observer_ != nullptr) observer_->on_erase(it->key);
   bytes_ -= cost(it->key, it->value);
-  index_.erase(index_.find(it->key));
+  index_.erase(it->key);
   lru_.erase(it);
 }
 
@@ -26,14 +27,23 @@ bool LruStore::put(std::string_view key, std::string_view value, Stamp stamp,
   const uint64_t need = cost(key, value);
   if (need > capacity_) return false;
   if (auto it = index_.find(key); it != index_.end()) remove(it->second);
+  int chances = kMaxSecondChances;
   while (bytes_ + need > capacity_) {
-    evicted->push_back(lru_.back().key);
+    const List::iterator victim = std::prev(lru_.end());
+    // Peers that read an entry from the mirror do not touch it here: their mark stands in.
+    if (observer_ != nullptr && chances > 0 && observer_->take_referenced(victim->key)) {
+      --chances;
+      lru_.splice(lru_.begin(), lru_, victim);
+      continue;
+    }
+    evicted->push_back(victim->key);
     evictions_++;
-    remove(std::prev(lru_.end()));
+    remove(victim);
   }
   lru_.push_front(Entry{std::string(key), std::string(value), stamp});
   index_.emplace(lru_.front().key, lru_.begin());
   bytes_ += need;
+  if (observer_ != nullptr) observer_->on_put(key, value, stamp);
   return true;
 }
 
@@ -46,6 +56,7 @@ bool LruStore::erase(std::string_view key) {
 
 void LruStore::clear(std::vector<std::string>* dropped) {
   for (const Entry& e : lru_) dropped->push_back(e.key);
+  if (observer_ != nullptr) observer_->on_clear();
   lru_.clear();
   index_.clear();
   bytes_ = 0;

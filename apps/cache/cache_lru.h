@@ -5,7 +5,6 @@
 
 #include <cstdint>
 #include <list>
-#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,8 +13,23 @@
 
 namespace cohort::cache {
 
+// Told of every change to a LruStore, in the order made (the cache service's shared-memory
+// mirror, cache_mirror.h).
+class LruObserver {
+ public:
+  virtual ~LruObserver() = default;
+  virtual void on_put(std::string_view key, std::string_view value, Stamp stamp) = 0;
+  virtual void on_erase(std::string_view key) = 0;
+  virtual void on_clear() = 0;
+  // True when a peer read `key` since the last call: the entry is kept a while longer.
+  virtual bool take_referenced(std::string_view key) = 0;
+};
+
 class LruStore {
  public:
+  // At most this many entries move to the front (a second chance: peers read them) per put.
+  static constexpr int kMaxSecondChances = 64;
+
   // What an entry costs beyond its key and value: the list node, the map node, the strings'
   // headers (about 2 x 32 + 2 x 32 bytes on x86-64, rounded).
   static constexpr uint64_t kEntryOverheadBytes = 128;
@@ -48,6 +62,7 @@ class LruStore {
   uint64_t capacity() const noexcept { return capacity_; }
   size_t size() const noexcept { return index_.size(); }
   uint64_t evictions() const noexcept { return evictions_; }
+  void set_observer(LruObserver* observer) noexcept { observer_ = observer; }
 
  private:
   using List = std::list<Entry>;
@@ -56,8 +71,9 @@ class LruStore {
   uint64_t capacity_;
   uint64_t bytes_ = 0;
   uint64_t evictions_ = 0;
+  LruObserver* observer_ = nullptr;
   List lru_;  // most recently used first
-  std::map<std::string, List::iterator, std::less<>> index_;
+  KeyMap<List::iterator> index_;
 };
 
 }  // namespace cohort::cache

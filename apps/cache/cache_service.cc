@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "apps/cache/cache_core.h"
+#include "apps/cache/cache_mirror.h"
 #include "apps/common/service_support.h"
 #include "cohort/cache.h"
 #include "cohort/stats.h"
@@ -45,7 +46,7 @@ uint64_t mono_ns() {
 
 }  // namespace
 
-struct CacheService::Impl final : GroupListener {
+struct CacheService::Impl final : GroupListener, cache::LruObserver, cache::PeerMemory {
   using InCallback = apps::InCallback<Impl>;
 
   struct Waiter {
@@ -75,6 +76,15 @@ struct CacheService::Impl final : GroupListener {
   std::thread timer_thread;
   CacheStatsPage* page = nullptr;
   std::string page_path;
+  // Peer reads (cache_mirror.h): this member's values published for peers on this host, and
+  // the peers' mirrors this member read, by node (re-opened for a new incarnation).
+  struct PeerMirror {
+    std::unique_ptr<cache::MirrorReader> reader;
+    uint64_t retry_ns = 0;  // no file (yet): tried again from then on
+  };
+  std::string mirror_folder;  // empty: no peer reads (not on shm, or turned off)
+  std::unique_ptr<cache::MirrorWriter> mirror;
+  std::map<uint32_t, PeerMirror> peer_mirrors;
 
   explicit Impl(const cache::CoreOptions& core_options) : core(core_options) {}
 
@@ -134,6 +144,44 @@ struct CacheService::Impl final : GroupListener {
     }
     if (core.has_output() || !held_replies.empty()) timer_cv.notify_one();
     cv.notify_all();
+  }
+
+  // --- peer reads (under mu) ------------------------------------------------------------------
+  void on_put(std::string_view key, std::string_view value, cache::Stamp stamp) override {
+    if (mirror) (void)mirror->put(key, value, stamp);
+  }
+  void on_erase(std::string_view key) override {
+    if (mirror) mirror->erase(key);
+  }
+  void on_clear() override {
+    if (mirror) mirror->clear();
+  }
+  bool take_referenced(std::string_view key) override {
+    return mirror && mirror->take_referenced(key);
+  }
+
+  std::string mirror_path(uint32_t node) const {
+    return mirror_folder + "/cache-mirror-m" + std::to_string(node);
+  }
+
+  // A holder's value from its mirror, for the core (its gets and requests read before asking).
+  bool read(MemberUid holder, std::string_view key, std::string* value,
+            cache::Stamp* stamp) override {
+    cache::MirrorReader* r = peer_mirror(holder);
+    return r != nullptr && r->read(key, value, stamp) == cache::MirrorReader::Read::kFound;
+  }
+
+  // The mirror of the incarnation `to`, or nullptr (none, or another incarnation's).
+  cache::MirrorReader* peer_mirror(MemberUid to) {
+    PeerMirror& p = peer_mirrors[to.node];
+    if (p.reader && p.reader->incarnation() == to.incarnation) return p.reader.get();
+    const uint64_t now = mono_ns();
+    if (now < p.retry_ns) return nullptr;
+    p.retry_ns = now + 100'000'000;  // a peer without a mirror is asked over the group
+    auto r = cache::MirrorReader::open(mirror_path(to.node));
+    if (!r.ok() || (*r)->incarnation() != to.incarnation) return nullptr;
+    p.reader = std::move(*r);
+    return p.reader.get();
   }
 
   // --- GroupListener, on the data core ----------------------------------------------------------
@@ -278,6 +326,17 @@ struct CacheService::Impl final : GroupListener {
     const std::string folder = dir + "/" + go.name;
     std::error_code ec;
     if (!std::filesystem::is_directory(folder, ec)) return;  // not on shm: no page
+    if (options.peer_reads) {
+      auto m = cache::MirrorWriter::create(folder + "/cache-mirror-m" + std::to_string(go.node),
+                                           group->self().incarnation, options.capacity_bytes);
+      std::lock_guard<std::mutex> g(mu);  // the data core may be delivering already
+      if (m.ok()) {
+        mirror = std::move(*m);
+        mirror_folder = folder;
+        core.set_lru_observer(this);
+        core.set_peer_memory(this);
+      }
+    }
     page_path = folder + "/cache-m" + std::to_string(go.node) + ".page";
     void* map = map_page_file(page_path, 4096);
     if (map == nullptr) return;

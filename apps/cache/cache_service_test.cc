@@ -20,10 +20,12 @@ using Folder = test_support::ShmFolder;
 
 using test_support::eventually;
 
-std::unique_ptr<CacheService> member(const Folder& f, uint32_t node, bool bootstrap) {
+std::unique_ptr<CacheService> member(const Folder& f, uint32_t node, bool bootstrap,
+                                     bool peer_reads = true) {
   GroupOptions o = test_support::shm_member_options(f, "cache", node, bootstrap);
   o.threading = "shared";
   CacheServiceOptions co;
+  co.peer_reads = peer_reads;
   auto loader = make_file_loader(f.path + "/store");
   EXPECT_TRUE(loader.ok());
   co.loader = std::move(*loader);
@@ -35,11 +37,16 @@ std::unique_ptr<CacheService> member(const Folder& f, uint32_t node, bool bootst
   return std::move(*s);
 }
 
-TEST(CacheService, MembersShareLoadsAndSeeEveryOrderedWrite) {
+// Run with peer reads (values read from the holder's shared-memory mirror) and without (asked
+// over the group, answered by the holder's data core): the same outcomes either way.
+class CacheServiceBoth : public ::testing::TestWithParam<bool> {};
+
+TEST_P(CacheServiceBoth, MembersShareLoadsAndSeeEveryOrderedWrite) {
+  const bool reads = GetParam();
   Folder f("cache");
   ASSERT_FALSE(f.path.empty());
-  auto a = member(f, 0, true);
-  auto b = member(f, 1, false);
+  auto a = member(f, 0, true, reads);
+  auto b = member(f, 1, false, reads);
   ASSERT_TRUE(a && b);
   ASSERT_TRUE(eventually([&] { return a->group().stats().view_members == 2; }));
   ASSERT_EQ(a->put("k", "v1", milliseconds(5000)), CacheStatus::kOk);
@@ -65,19 +72,34 @@ TEST(CacheService, MembersShareLoadsAndSeeEveryOrderedWrite) {
   EXPECT_EQ(a->get("nope", milliseconds(5000)).status, CacheStatus::kNotFound);
   EXPECT_EQ(a->get("", milliseconds(5000)).status, CacheStatus::kInvalid);
   // A joiner restores the directory and fetches from a peer.
-  auto c = member(f, 2, false);
+  auto c = member(f, 2, false, reads);
   ASSERT_TRUE(c);
   const CacheResult rc = c->get("k", milliseconds(5000));
   EXPECT_EQ(rc.value, "v2");
   EXPECT_EQ(rc.source, CacheSource::kPeer);
   const CacheCounters ca = a->counters();
-  EXPECT_GE(ca.peer_served, 1U);
+  const CacheCounters cc = c->counters();
+  if (reads) {
+    // c read a's (or b's) mirror; nobody's data core served a request of c's.
+    EXPECT_GE(cc.peer_reads, 1U);
+    EXPECT_TRUE(std::filesystem::exists(f.path + "/cache/cache-mirror-m0"));
+  } else {
+    EXPECT_EQ(cc.peer_reads, 0U);
+    EXPECT_GE(ca.peer_served + b->counters().peer_served, 1U);
+    EXPECT_FALSE(std::filesystem::exists(f.path + "/cache/cache-mirror-m0"));
+  }
   EXPECT_GE(ca.dir_messages_sent, 1U);
   EXPECT_TRUE(std::filesystem::exists(f.path + "/cache/cache-m0.page"));
   c.reset();
   b.reset();
   a.reset();
+  EXPECT_FALSE(std::filesystem::exists(f.path + "/cache/cache-mirror-m0"));  // removed at exit
 }
+
+INSTANTIATE_TEST_SUITE_P(PeerReads, CacheServiceBoth, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? std::string("on") : std::string("off");
+                         });
 
 }  // namespace
 }  // namespace cohort

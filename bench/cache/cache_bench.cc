@@ -8,7 +8,7 @@
 //   bench_cache member --node N --members K --group G --shm-dir D [--bootstrap] --port P
 //                      --keys N --capacity-bytes B --warmup-ops W --ops O --put-percent Q
 //                      [--paced-ops PO --paced-rate R --barrier-dir BD --barrier-count BC]
-//                      [--admission second|every]
+//                      [--admission second|every] [--peer-reads on|off]
 //                      --seed S --idle busy|spin_yield|backoff --case NAME --samples-dir DIR
 //                      [--tag T]
 //     One member: a CacheService over shm with the Redis loader, in a group of K members (K = 1:
@@ -242,6 +242,8 @@ void run_paced(cohort::CacheService& s, Zipf& zipf, const Workload& w, uint64_t 
   std::printf("result paced_errors %" PRIu64 "\n", t->errors);
   std::printf("result paced_late %" PRIu64 "\n", late);
   std::printf("result paced_store_loads %" PRIu64 "\n", c1.store_loads - c0.store_loads);
+  std::printf("result paced_peer_requests %" PRIu64 "\n", c1.peer_requests - c0.peer_requests);
+  std::printf("result paced_peer_reads %" PRIu64 "\n", c1.peer_reads - c0.peer_reads);
   for (size_t k = 0; k < 3; ++k) {
     print_latency(std::string("get_paced_") + kClassNames[k], t->ns[k]);
   }
@@ -286,6 +288,7 @@ void print_member(const Tally& t, const cohort::CacheCounters& c0, const cohort:
   std::printf("result store_loads %" PRIu64 "\n", c1.store_loads - c0.store_loads);
   std::printf("result reloads %" PRIu64 "\n", c1.reloads - c0.reloads);
   std::printf("result peer_requests %" PRIu64 "\n", c1.peer_requests - c0.peer_requests);
+  std::printf("result peer_reads %" PRIu64 "\n", c1.peer_reads - c0.peer_reads);
   std::printf("result peer_not_kept %" PRIu64 "\n", c1.peer_not_kept - c0.peer_not_kept);
   std::printf("result false_hits %" PRIu64 "\n", c1.false_hits - c0.false_hits);
   std::printf("result stale_replies %" PRIu64 "\n", c1.stale_replies - c0.stale_replies);
@@ -339,6 +342,12 @@ int member(const Args& a) {
   }
   co.admission = admission == "every" ? cohort::CacheAdmission::kEveryPeerFetch
                                       : cohort::CacheAdmission::kSecondPeerFetch;
+  const std::string peer_reads = a.get("--peer-reads", "on");
+  if (peer_reads != "on" && peer_reads != "off") {
+    std::fprintf(stderr, "bench_cache: --peer-reads %s: give on or off\n", peer_reads.c_str());
+    return 1;
+  }
+  co.peer_reads = peer_reads == "on";
   co.listener = &done;
   auto svc = cohort::CacheService::create(go, std::move(co));
   if (!svc.ok()) {

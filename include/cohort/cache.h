@@ -107,7 +107,8 @@ struct CacheCounters {
   uint64_t direct_loads = 0;   // loads while cut off, or of values too large to share
   uint64_t not_found = 0;
   uint64_t store_errors = 0;
-  uint64_t peer_requests = 0;      // requests this member sent
+  uint64_t peer_requests = 0;      // peers this member asked for a value ...
+  uint64_t peer_reads = 0;         // ... of which answered by reading the peer's mirror
   uint64_t peer_served = 0;        // requests it answered with a value
   uint64_t false_hits = 0;         // a member the directory named did not have the key
   uint64_t stale_replies = 0;      // replies refused: stamped before a write delivered here
@@ -131,6 +132,10 @@ struct CacheServiceOptions {
   std::unique_ptr<CacheLoader> loader;  // required
   uint64_t capacity_bytes = 64ull << 20;
   CacheAdmission admission = CacheAdmission::kSecondPeerFetch;
+  // Over shm, publish this member's values in shared memory and read peers' values there
+  // one-sided (apps/cache/NOTES.md, "Peer reads"): a peer hit then costs neither member's data
+  // core a message. The mirror takes up to 2 KiB of shared memory per cached entry.
+  bool peer_reads = true;
   // kSecondPeerFetch: how many recent uncached peer fetches are remembered (keys only, at most
   // kMaxCacheKeyBytes + about 100 bytes each). 0: capacity_bytes / 16 KiB, at least 64 (256 at
   // 4 MiB: about 4% of the entries such a cache holds; a model of the benchmark's workload

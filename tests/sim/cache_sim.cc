@@ -53,6 +53,7 @@ CacheSim::CacheSim(Cluster* cluster, Rng rng, CacheChecker* checker, const cache
   // policy (every peer fetch cached) on the rest.
   every_peer_fetch_ = rng_.chance(0.2);
   admission_window_keys_ = static_cast<uint32_t>(rng_.between(1, 4));
+  peer_memory_ = rng_.chance(0.5);  // half the seeds read holders' values in place
 }
 
 std::string CacheSim::describe() const {
@@ -61,7 +62,7 @@ std::string CacheSim::describe() const {
     << " capacity_entries=" << capacity_entries_ << " load_max_us=" << load_max_ns_ / kUs
     << " gets_per_member=" << max_gets_
     << " admission=" << (every_peer_fetch_ ? "every_peer_fetch" : "second_peer_fetch")
-    << " window=" << admission_window_keys_;
+    << " window=" << admission_window_keys_ << " peer_memory=" << (peer_memory_ ? 1 : 0);
   if (bugs_.unchecked_peer_reply) o << " bug=unchecked_peer_reply";
   return o.str();
 }
@@ -124,7 +125,11 @@ void CacheSim::get(NodeId n, const std::string& key) {
   counters_.gets++;
   if (id == 0) {
     if (d.status == CacheStatus::kOk) {
-      counters_.local_hits++;
+      if (d.source == CacheSource::kPeer) {
+        counters_.peer_hits++;
+      } else {
+        counters_.local_hits++;
+      }
       checker_->on_get(node.uid, key, true, d.value, cluster_->now());
     }
     return;
@@ -298,6 +303,7 @@ void CacheSim::add_counters(const CacheCore& core, Counters* to) {
   to->false_hits += c.false_hits;
   to->reloads += c.reloads;
   to->peer_failures += c.peer_failures;
+  to->peer_reads += c.peer_reads;
 }
 
 CacheSim::Counters CacheSim::final_counters() const {
@@ -321,6 +327,7 @@ void CacheSim::on_start(NodeId n, Uid self, bool founder) {
   options.bugs = bugs_;
   node.core = std::make_unique<CacheCore>(options);
   node.core->set_self(to_public(self));
+  if (peer_memory_) node.core->set_peer_memory(this);
   node.uid = self;
   node.view = 0;
   node.flush_scheduled = false;
@@ -400,7 +407,33 @@ void CacheSim::on_crash(NodeId n) {
   if (!node.core) return;
   checker_->on_end(node.uid);
   collect_counters(*node.core);
-  node.core.reset();
+  // Its memory outlives it (the real mirror is a file): peers may still read what it held.
+  // (Its counters were taken: collect them again from nothing.)
+  ghosts_[{node.uid.node, node.uid.incarnation}] = std::move(node.core);
+}
+
+bool CacheSim::read(MemberUid holder, std::string_view key, std::string* value,
+                    cache::Stamp* stamp) {
+  if (rng_.chance(0.2)) return false;
+  const cache::CacheCore* core = nullptr;
+  for (const Node& nd : nodes_) {
+    if (nd.core && nd.uid.node == holder.node && nd.uid.incarnation == holder.incarnation) {
+      core = nd.core.get();
+    }
+  }
+  bool ghost = false;
+  if (core == nullptr) {
+    auto g = ghosts_.find({holder.node, holder.incarnation});
+    if (g == ghosts_.end()) return false;
+    core = g->second.get();
+    ghost = true;
+  }
+  const cache::LruStore::Entry* e = core->lru().peek(key);
+  if (e == nullptr) return false;
+  *value = e->value;
+  *stamp = e->stamp;
+  if (ghost) counters_.ghost_reads++;
+  return true;
 }
 
 void CacheSim::on_request(NodeId n, const membership::P2pMessage& r) {

@@ -22,7 +22,7 @@
 
 namespace cohort::sim {
 
-class CacheSim final : public AppHooks {
+class CacheSim final : public AppHooks, public cache::PeerMemory {
  public:
   struct Counters {
     uint64_t gets = 0;
@@ -37,6 +37,8 @@ class CacheSim final : public AppHooks {
     uint64_t reloads = 0;
     uint64_t peer_failures = 0;
     uint64_t not_ops = 0;
+    uint64_t peer_reads = 0;   // holders' values read in place (peer memory on)
+    uint64_t ghost_reads = 0;  // of them, from a crashed member's memory
   };
 
   CacheSim(Cluster* cluster, Rng rng, CacheChecker* checker, const cache::CoreBugs& bugs);
@@ -65,6 +67,11 @@ class CacheSim final : public AppHooks {
   void on_crash(NodeId node) override;
   void on_request(NodeId node, const membership::P2pMessage& request) override;
   void on_reply(NodeId node, const membership::P2pMessage& reply, bool failed) override;
+  // --- PeerMemory: a holder's values read in place, as the service reads a peer's shm mirror.
+  // A live or stopped member's LRU as it is now; a crashed member's as it was when it died (its
+  // mirror file outlives it); one read in five fails (a full set, a slot being written).
+  bool read(MemberUid holder, std::string_view key, std::string* value,
+            cache::Stamp* stamp) override;
 
  private:
   struct Node {
@@ -104,6 +111,8 @@ class CacheSim final : public AppHooks {
   double p_wave_ = 0;
   uint64_t capacity_entries_ = 0;
   bool every_peer_fetch_ = false;
+  bool peer_memory_ = false;
+  std::map<std::pair<uint32_t, uint32_t>, std::unique_ptr<cache::CacheCore>> ghosts_;
   uint32_t admission_window_keys_ = 1;
   TimeNs load_max_ns_ = 0;
   uint32_t max_gets_ = 1;

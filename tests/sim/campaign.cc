@@ -140,6 +140,9 @@ CampaignResult run_campaign(const CampaignConfig& config) {
     r.cache_false_hits += s.cache_false_hits;
     r.cache_seeds_stale_refused += s.cache_stale_refused > 0;
     r.cache_seeds_peer_failure += s.cache_peer_failures > 0;
+    r.cache_peer_reads += s.cache_peer_reads;
+    r.cache_seeds_peer_reads += s.cache_peer_reads > 0;
+    r.cache_seeds_ghost_reads += s.cache_ghost_reads > 0;
     r.p2p_requests += s.p2p_requests;
     r.p2p_replies += s.p2p_replies;
     r.p2p_failed += s.p2p_failed;
@@ -203,9 +206,12 @@ void print_summary(const CampaignConfig& config, const CampaignResult& r, std::o
   if (config.app == SimApp::kCache) {
     out << "cache: " << r.cache_gets << " gets checked, " << r.cache_peer_hits << " peer hits, "
         << r.cache_loads << " store loads, " << r.cache_puts << " puts, " << r.cache_stale_refused
-        << " stale peer values refused, " << r.cache_false_hits << " false hits\n";
+        << " stale peer values refused, " << r.cache_false_hits << " false hits, "
+        << r.cache_peer_reads << " peer values read in place\n";
     out << "cache coverage (seeds): stale peer value refused " << r.cache_seeds_stale_refused
-        << ", asked member left mid-fetch " << r.cache_seeds_peer_failure << "\n";
+        << ", asked member left mid-fetch " << r.cache_seeds_peer_failure
+        << ", peer values read in place " << r.cache_seeds_peer_reads
+        << ", a crashed member's values read " << r.cache_seeds_ghost_reads << "\n";
   }
   if (config.app == SimApp::kP2p) {
     out << "p2p: " << r.p2p_requests << " requests, " << r.p2p_replies << " replies, "

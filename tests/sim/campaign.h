@@ -65,6 +65,9 @@ struct CampaignResult {
   uint64_t cache_false_hits = 0;
   uint64_t cache_seeds_stale_refused = 0;  // a peer's stale value refused by the stamp check
   uint64_t cache_seeds_peer_failure = 0;   // an asked member left before it replied
+  uint64_t cache_peer_reads = 0;
+  uint64_t cache_seeds_peer_reads = 0;   // holders' values read in place
+  uint64_t cache_seeds_ghost_reads = 0;  // a crashed member's values read in place
   // The point-to-point workload: totals, and seeds where a target left with requests to it.
   uint64_t p2p_requests = 0;
   uint64_t p2p_replies = 0;

@@ -354,6 +354,8 @@ SeedResult Workload::run() {
     result_.cache_stale_refused = cc.stale_replies;
     result_.cache_false_hits = cc.false_hits;
     result_.cache_peer_failures = cc.peer_failures;
+    result_.cache_peer_reads = cc.peer_reads;
+    result_.cache_ghost_reads = cc.ghost_reads;
   }
   if (p2p_) {
     p2p_->finish(converged_);

@@ -83,6 +83,8 @@ struct SeedResult {
   uint64_t cache_stale_refused = 0;  // peer replies refused by the stamp check
   uint64_t cache_false_hits = 0;
   uint64_t cache_peer_failures = 0;
+  uint64_t cache_peer_reads = 0;   // holders' values read in place
+  uint64_t cache_ghost_reads = 0;  // of them, a crashed member's
   // The point-to-point workload (app p2p).
   uint64_t p2p_requests = 0;  // accepted by send_request
   uint64_t p2p_replies = 0;   // kReply answers

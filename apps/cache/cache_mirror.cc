@@ -1,0 +1,313 @@
+// A member's cached values in shared memory, read one-sided by peers (cache_mirror.h).
+#include "apps/cache/cache_mirror.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+
+namespace cohort::cache {
+
+namespace {
+
+constexpr uint64_t kMirrorMagic = 0x3130524D43434843ull;  // "CHCCMR01"
+constexpr uint32_t kMirrorVersion = 1;
+constexpr uint32_t kWays = 8;  // one cache line of tags per set
+constexpr size_t kHeaderBytes = 64;
+constexpr int kReadTries = 4;
+
+uint64_t key_hash(std::string_view key) {
+  return std::hash<std::string_view>{}(key);
+}
+// A tag is never 0 (an empty way).
+uint64_t tag_of(uint64_t hash) {
+  return hash | 1;
+}
+
+size_t tags_offset() {
+  return kHeaderBytes;
+}
+size_t slots_offset(uint64_t slots) {
+  const size_t end = kHeaderBytes + slots * sizeof(uint64_t);
+  return (end + 4095) & ~size_t{4095};
+}
+
+}  // namespace
+
+struct MirrorHeader {
+  std::atomic<uint64_t> magic;  // written last (release): the rest is set when it is seen
+  uint32_t version;
+  uint32_t slot_bytes;
+  uint32_t sets;
+  uint32_t ways;
+  uint32_t incarnation;
+  uint32_t reserved[9];
+};
+static_assert(sizeof(MirrorHeader) == kHeaderBytes);
+
+struct MirrorSlot {
+  std::atomic<uint64_t> seq;         // odd while the owner writes the slot
+  std::atomic<uint32_t> referenced;  // set by readers; taken by the owner at eviction
+  uint32_t key_len;                  // 0: empty
+  uint32_t value_len;
+  uint32_t reserved;
+  uint64_t stamp_view;
+  uint64_t stamp_gseq;
+  uint64_t reserved2;
+  // key bytes, then value bytes
+};
+static_assert(sizeof(MirrorSlot) == 48);
+
+namespace {
+
+std::atomic<uint64_t>* tags(std::byte* base) {
+  return reinterpret_cast<std::atomic<uint64_t>*>(base + tags_offset());
+}
+MirrorSlot* slot_at(std::byte* base, uint64_t slots, uint32_t slot_bytes, uint64_t index) {
+  return reinterpret_cast<MirrorSlot*>(base + slots_offset(slots) + index * slot_bytes);
+}
+std::byte* payload(MirrorSlot* s) {
+  return reinterpret_cast<std::byte*>(s) + sizeof(MirrorSlot);
+}
+
+}  // namespace
+
+// --- the owner ---------------------------------------------------------------------------------
+
+Result<std::unique_ptr<MirrorWriter>> MirrorWriter::create(const std::string& path,
+                                                           uint32_t incarnation,
+                                                           uint64_t capacity_bytes,
+                                                           uint32_t slot_bytes) {
+  if (slot_bytes < 512 || slot_bytes % 64 != 0) {
+    return Error(Errc::kInvalidArgument, "cache mirror: slot_bytes " + std::to_string(slot_bytes) +
+                                             " is not a multiple of 64 of at least 512");
+  }
+  const uint64_t slots =
+      std::clamp<uint64_t>(std::bit_ceil(capacity_bytes / 256 + 1), 1024, uint64_t{1} << 20);
+  const size_t bytes = slots_offset(slots) + slots * slot_bytes;
+  // A new file renamed over the old one: a reader still mapping an earlier incarnation's file
+  // keeps a valid mapping (truncating that file under it would fault the reader).
+  const std::string tmp = path + ".new";
+  const int fd = ::open(tmp.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return Error(Errc::kUnavailable, "cache mirror: cannot create " + tmp + ": " +
+                                         std::strerror(errno) + "; check the shm folder");
+  }
+  if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
+    const int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return Error(Errc::kUnavailable, "cache mirror: cannot size " + tmp + ": " + std::strerror(e));
+  }
+  void* map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) {
+    ::unlink(tmp.c_str());
+    return Error(Errc::kUnavailable, "cache mirror: cannot map " + tmp);
+  }
+  std::unique_ptr<MirrorWriter> w(new MirrorWriter());
+  w->path_ = path;
+  w->base_ = static_cast<std::byte*>(map);
+  w->bytes_ = bytes;
+  w->header_ = reinterpret_cast<MirrorHeader*>(w->base_);
+  w->header_->version = kMirrorVersion;
+  w->header_->slot_bytes = slot_bytes;
+  w->header_->sets = static_cast<uint32_t>(slots / kWays);
+  w->header_->ways = kWays;
+  w->header_->incarnation = incarnation;
+  w->header_->magic.store(kMirrorMagic, std::memory_order_release);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Error(Errc::kUnavailable, "cache mirror: cannot rename " + tmp + " to " + path);
+  }
+  return w;
+}
+
+MirrorWriter::~MirrorWriter() {
+  if (base_ != nullptr) ::munmap(base_, bytes_);
+  ::unlink(path_.c_str());
+}
+
+MirrorSlot* MirrorWriter::find(std::string_view key, uint64_t hash) const {
+  const uint64_t slots = uint64_t{header_->sets} * kWays;
+  const uint64_t set = (hash >> 1) & (header_->sets - 1);
+  std::atomic<uint64_t>* t = tags(base_) + set * kWays;
+  for (uint32_t w = 0; w < kWays; ++w) {
+    if (t[w].load(std::memory_order_relaxed) != tag_of(hash)) continue;
+    MirrorSlot* s = slot_at(base_, slots, header_->slot_bytes, set * kWays + w);
+    if (s->key_len == key.size() && std::memcmp(payload(s), key.data(), key.size()) == 0) {
+      return s;
+    }
+  }
+  return nullptr;
+}
+
+bool MirrorWriter::put(std::string_view key, std::string_view value, Stamp stamp) {
+  const uint64_t hash = key_hash(key);
+  MirrorSlot* s = find(key, hash);
+  if (key.empty() || sizeof(MirrorSlot) + key.size() + value.size() > header_->slot_bytes) {
+    if (s != nullptr) erase(key);  // an older value of the key must not stay readable
+    ++overflows_;
+    return false;
+  }
+  const uint64_t slots = uint64_t{header_->sets} * kWays;
+  const uint64_t set = (hash >> 1) & (header_->sets - 1);
+  std::atomic<uint64_t>* t = tags(base_) + set * kWays;
+  uint32_t way = kWays;
+  if (s == nullptr) {
+    for (uint32_t w = 0; w < kWays && way == kWays; ++w) {
+      if (t[w].load(std::memory_order_relaxed) == 0) way = w;
+    }
+    if (way == kWays) {
+      ++overflows_;
+      return false;
+    }
+    s = slot_at(base_, slots, header_->slot_bytes, set * kWays + way);
+    ++entries_;
+  }
+  // The sequence lock: odd, then the fields, then even. The release fence keeps the fields'
+  // stores after the odd count; the final release store keeps them before the even one.
+  const uint64_t seq = s->seq.load(std::memory_order_relaxed);
+  s->seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  s->key_len = static_cast<uint32_t>(key.size());
+  s->value_len = static_cast<uint32_t>(value.size());
+  s->stamp_view = stamp.view;
+  s->stamp_gseq = stamp.gseq;
+  std::memcpy(payload(s), key.data(), key.size());
+  if (!value.empty()) std::memcpy(payload(s) + key.size(), value.data(), value.size());
+  s->seq.store(seq + 2, std::memory_order_release);
+  if (way != kWays) {
+    s->referenced.store(0, std::memory_order_relaxed);
+    t[way].store(tag_of(hash), std::memory_order_release);
+  }
+  return true;
+}
+
+void MirrorWriter::erase(std::string_view key) {
+  const uint64_t hash = key_hash(key);
+  MirrorSlot* s = find(key, hash);
+  if (s == nullptr) return;
+  const uint64_t slots = uint64_t{header_->sets} * kWays;
+  const uint64_t set = (hash >> 1) & (header_->sets - 1);
+  std::atomic<uint64_t>* t = tags(base_) + set * kWays;
+  for (uint32_t w = 0; w < kWays; ++w) {
+    if (slot_at(base_, slots, header_->slot_bytes, set * kWays + w) == s) {
+      t[w].store(0, std::memory_order_relaxed);
+    }
+  }
+  const uint64_t seq = s->seq.load(std::memory_order_relaxed);
+  s->seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  s->key_len = 0;
+  s->value_len = 0;
+  s->seq.store(seq + 2, std::memory_order_release);
+  --entries_;
+}
+
+void MirrorWriter::clear() {
+  const uint64_t slots = uint64_t{header_->sets} * kWays;
+  std::atomic<uint64_t>* t = tags(base_);
+  for (uint64_t i = 0; i < slots && entries_ > 0; ++i) {
+    if (t[i].load(std::memory_order_relaxed) == 0) continue;
+    t[i].store(0, std::memory_order_relaxed);
+    MirrorSlot* s = slot_at(base_, slots, header_->slot_bytes, i);
+    const uint64_t seq = s->seq.load(std::memory_order_relaxed);
+    s->seq.store(seq + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    s->key_len = 0;
+    s->value_len = 0;
+    s->seq.store(seq + 2, std::memory_order_release);
+    --entries_;
+  }
+}
+
+bool MirrorWriter::take_referenced(std::string_view key) {
+  MirrorSlot* s = find(key, key_hash(key));
+  return s != nullptr && s->referenced.exchange(0, std::memory_order_relaxed) != 0;
+}
+
+// --- a peer ------------------------------------------------------------------------------------
+
+Result<std::unique_ptr<MirrorReader>> MirrorReader::open(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return Error(Errc::kNotFound, "cache mirror: no " + path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < kHeaderBytes) {
+    ::close(fd);
+    return Error(Errc::kUnavailable, "cache mirror: " + path + " is too short");
+  }
+  const size_t bytes = static_cast<size_t>(st.st_size);
+  void* map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) return Error(Errc::kUnavailable, "cache mirror: cannot map " + path);
+  std::unique_ptr<MirrorReader> r(new MirrorReader());
+  r->base_ = static_cast<std::byte*>(map);
+  r->bytes_ = bytes;
+  const auto* h = reinterpret_cast<const MirrorHeader*>(r->base_);
+  const bool ok =
+      h->magic.load(std::memory_order_acquire) == kMirrorMagic && h->version == kMirrorVersion &&
+      h->ways == kWays && h->sets != 0 && std::has_single_bit(h->sets) && h->slot_bytes >= 512 &&
+      h->slot_bytes % 64 == 0 &&
+      slots_offset(uint64_t{h->sets} * kWays) + uint64_t{h->sets} * kWays * h->slot_bytes <= bytes;
+  if (!ok) return Error(Errc::kUnavailable, "cache mirror: " + path + " has no layout we read");
+  r->slot_bytes_ = h->slot_bytes;
+  r->sets_ = h->sets;
+  r->ways_ = h->ways;
+  r->incarnation_ = h->incarnation;
+  return r;
+}
+
+MirrorReader::~MirrorReader() {
+  if (base_ != nullptr) ::munmap(base_, bytes_);
+}
+
+MirrorReader::Read MirrorReader::read(std::string_view key, std::string* value,
+                                      Stamp* stamp) const {
+  const uint64_t hash = key_hash(key);
+  const uint64_t slots = uint64_t{sets_} * ways_;
+  const uint64_t set = (hash >> 1) & (sets_ - 1);
+  std::atomic<uint64_t>* t = tags(base_) + set * ways_;
+  const size_t room = slot_bytes_ - sizeof(MirrorSlot);
+  bool busy = false;
+  for (uint32_t w = 0; w < ways_; ++w) {
+    if (t[w].load(std::memory_order_acquire) != tag_of(hash)) continue;
+    MirrorSlot* s = slot_at(base_, slots, slot_bytes_, set * ways_ + w);
+    for (int attempt = 0; attempt < kReadTries; ++attempt) {
+      const uint64_t seq = s->seq.load(std::memory_order_acquire);
+      if ((seq & 1) != 0) {
+        busy = true;
+        continue;
+      }
+      // Copies first, judged after the count is checked again: until then they may be torn.
+      const uint32_t kl = s->key_len;
+      const uint32_t vl = s->value_len;
+      const Stamp st{s->stamp_view, s->stamp_gseq};
+      const bool lengths_ok = kl == key.size() && vl <= kMaxSharedValueBytes && kl + vl <= room;
+      const bool same_key = lengths_ok && std::memcmp(payload(s), key.data(), kl) == 0;
+      if (same_key) {
+        value->resize(vl);
+        if (vl != 0) std::memcpy(value->data(), payload(s) + kl, vl);
+      }
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (s->seq.load(std::memory_order_relaxed) != seq) {
+        busy = true;
+        continue;
+      }
+      busy = false;
+      if (!same_key) break;  // another key with the same tag, or emptied: try the next way
+      *stamp = st;
+      s->referenced.store(1, std::memory_order_relaxed);
+      return Read::kFound;
+    }
+  }
+  return busy ? Read::kBusy : Read::kAbsent;
+}
+
+}  // namespace cohort::cache
