@@ -26,6 +26,10 @@ constexpr int kReadTries = 4;
 uint64_t key_hash(std::string_view key) {
   return std::hash<std::string_view>{}(key);
 }
+// The set of a key: the hash's bits above the lowest (which the tag sets).
+uint64_t set_of(uint64_t hash, uint32_t sets) {
+  return (hash >> 1) & (sets - 1);
+}
 // A tag is never 0 (an empty way).
 uint64_t tag_of(uint64_t hash) {
   return hash | 1;
@@ -75,6 +79,26 @@ MirrorSlot* slot_at(std::byte* base, uint64_t slots, uint32_t slot_bytes, uint64
 }
 std::byte* payload(MirrorSlot* s) {
   return reinterpret_cast<std::byte*>(s) + sizeof(MirrorSlot);
+}
+
+// One change of a slot under its sequence lock: odd, the change, even. The release fence keeps
+// the change's stores after the odd count; the final release store keeps them before the even.
+template <typename Change>
+void seq_write(MirrorSlot* s, Change&& change) {
+  const uint64_t seq = s->seq.load(std::memory_order_relaxed);
+  s->seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  change();
+  s->seq.store(seq + 2, std::memory_order_release);
+}
+
+// Frees a way: its tag first (readers stop looking there), then the slot.
+void empty_way(std::atomic<uint64_t>* tag, MirrorSlot* s) {
+  tag->store(0, std::memory_order_relaxed);
+  seq_write(s, [s] {
+    s->key_len = 0;
+    s->value_len = 0;
+  });
 }
 
 }  // namespace
@@ -136,7 +160,7 @@ MirrorWriter::~MirrorWriter() {
 
 MirrorSlot* MirrorWriter::find(std::string_view key, uint64_t hash) const {
   const uint64_t slots = uint64_t{header_->sets} * kWays;
-  const uint64_t set = (hash >> 1) & (header_->sets - 1);
+  const uint64_t set = set_of(hash, header_->sets);
   std::atomic<uint64_t>* t = tags(base_) + set * kWays;
   for (uint32_t w = 0; w < kWays; ++w) {
     if (t[w].load(std::memory_order_relaxed) != tag_of(hash)) continue;
@@ -157,7 +181,7 @@ bool MirrorWriter::put(std::string_view key, std::string_view value, Stamp stamp
     return false;
   }
   const uint64_t slots = uint64_t{header_->sets} * kWays;
-  const uint64_t set = (hash >> 1) & (header_->sets - 1);
+  const uint64_t set = set_of(hash, header_->sets);
   std::atomic<uint64_t>* t = tags(base_) + set * kWays;
   uint32_t way = kWays;
   if (s == nullptr) {
@@ -171,18 +195,14 @@ bool MirrorWriter::put(std::string_view key, std::string_view value, Stamp stamp
     s = slot_at(base_, slots, header_->slot_bytes, set * kWays + way);
     ++entries_;
   }
-  // The sequence lock: odd, then the fields, then even. The release fence keeps the fields'
-  // stores after the odd count; the final release store keeps them before the even one.
-  const uint64_t seq = s->seq.load(std::memory_order_relaxed);
-  s->seq.store(seq + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-  s->key_len = static_cast<uint32_t>(key.size());
-  s->value_len = static_cast<uint32_t>(value.size());
-  s->stamp_view = stamp.view;
-  s->stamp_gseq = stamp.gseq;
-  std::memcpy(payload(s), key.data(), key.size());
-  if (!value.empty()) std::memcpy(payload(s) + key.size(), value.data(), value.size());
-  s->seq.store(seq + 2, std::memory_order_release);
+  seq_write(s, [&] {
+    s->key_len = static_cast<uint32_t>(key.size());
+    s->value_len = static_cast<uint32_t>(value.size());
+    s->stamp_view = stamp.view;
+    s->stamp_gseq = stamp.gseq;
+    std::memcpy(payload(s), key.data(), key.size());
+    if (!value.empty()) std::memcpy(payload(s) + key.size(), value.data(), value.size());
+  });
   if (way != kWays) {
     s->referenced.store(0, std::memory_order_relaxed);
     t[way].store(tag_of(hash), std::memory_order_release);
@@ -195,19 +215,11 @@ void MirrorWriter::erase(std::string_view key) {
   MirrorSlot* s = find(key, hash);
   if (s == nullptr) return;
   const uint64_t slots = uint64_t{header_->sets} * kWays;
-  const uint64_t set = (hash >> 1) & (header_->sets - 1);
+  const uint64_t set = set_of(hash, header_->sets);
   std::atomic<uint64_t>* t = tags(base_) + set * kWays;
   for (uint32_t w = 0; w < kWays; ++w) {
-    if (slot_at(base_, slots, header_->slot_bytes, set * kWays + w) == s) {
-      t[w].store(0, std::memory_order_relaxed);
-    }
+    if (slot_at(base_, slots, header_->slot_bytes, set * kWays + w) == s) empty_way(&t[w], s);
   }
-  const uint64_t seq = s->seq.load(std::memory_order_relaxed);
-  s->seq.store(seq + 1, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_release);
-  s->key_len = 0;
-  s->value_len = 0;
-  s->seq.store(seq + 2, std::memory_order_release);
   --entries_;
 }
 
@@ -216,14 +228,7 @@ void MirrorWriter::clear() {
   std::atomic<uint64_t>* t = tags(base_);
   for (uint64_t i = 0; i < slots && entries_ > 0; ++i) {
     if (t[i].load(std::memory_order_relaxed) == 0) continue;
-    t[i].store(0, std::memory_order_relaxed);
-    MirrorSlot* s = slot_at(base_, slots, header_->slot_bytes, i);
-    const uint64_t seq = s->seq.load(std::memory_order_relaxed);
-    s->seq.store(seq + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
-    s->key_len = 0;
-    s->value_len = 0;
-    s->seq.store(seq + 2, std::memory_order_release);
+    empty_way(&t[i], slot_at(base_, slots, header_->slot_bytes, i));
     --entries_;
   }
 }
@@ -272,7 +277,7 @@ MirrorReader::Read MirrorReader::read(std::string_view key, std::string* value,
                                       Stamp* stamp) const {
   const uint64_t hash = key_hash(key);
   const uint64_t slots = uint64_t{sets_} * ways_;
-  const uint64_t set = (hash >> 1) & (sets_ - 1);
+  const uint64_t set = set_of(hash, sets_);
   std::atomic<uint64_t>* t = tags(base_) + set * ways_;
   const size_t room = slot_bytes_ - sizeof(MirrorSlot);
   bool busy = false;

@@ -364,6 +364,7 @@ struct CacheService::Impl final : GroupListener, cache::LruObserver, cache::Peer
     page->store_errors.store(c.store_errors, r);
     page->peer_requests.store(c.peer_requests, r);
     page->peer_served.store(c.peer_served, r);
+    page->peer_reads.store(c.peer_reads, r);
     page->false_hits.store(c.false_hits, r);
     page->stale_replies.store(c.stale_replies, r);
     page->peer_failures.store(c.peer_failures, r);

@@ -80,11 +80,13 @@ int print_cache_pages(const std::string& folder) {
                     p->store_loads.load(r), p->reloads.load(r), p->not_found.load(r),
                     p->store_errors.load(r));
         std::printf("  bytes %" PRIu64 " of %" PRIu64 " in %" PRIu64 " entries, evictions %" PRIu64
-                    "; peers asked %" PRIu64 ", served %" PRIu64 ", false hits %" PRIu64
-                    ", stale refused %" PRIu64 ", left mid-fetch %" PRIu64 "\n",
+                    "; peers asked %" PRIu64 " (read in place %" PRIu64 "), served %" PRIu64
+                    ", false hits %" PRIu64 ", stale refused %" PRIu64 ", left mid-fetch %" PRIu64
+                    "\n",
                     p->cached_bytes.load(r), p->capacity_bytes.load(r), p->cached_entries.load(r),
-                    p->evictions.load(r), p->peer_requests.load(r), p->peer_served.load(r),
-                    p->false_hits.load(r), p->stale_replies.load(r), p->peer_failures.load(r));
+                    p->evictions.load(r), p->peer_requests.load(r), p->peer_reads.load(r),
+                    p->peer_served.load(r), p->false_hits.load(r), p->stale_replies.load(r),
+                    p->peer_failures.load(r));
         std::printf("  directory %" PRIu64 " keys; traffic sent %" PRIu64 " msgs %" PRIu64
                     " bytes, received %" PRIu64 " msgs %" PRIu64 " bytes; writes %" PRIu64
                     ", invalidations %" PRIu64 ", malformed %" PRIu64 "\n",

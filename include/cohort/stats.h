@@ -48,7 +48,7 @@ static_assert(std::atomic<uint64_t>::is_always_lock_free);
 // <shm dir>/<group>/cache-m<node>.page that a CacheService maps and updates every 10 ms (its
 // timer thread, relaxed stores), read by `cohort stat` and `cohort cache stats`.
 inline constexpr uint64_t kCacheStatsMagic = 0x3168636163686f63ULL;  // "cohcach1"
-inline constexpr uint32_t kCacheStatsVersion = 1;
+inline constexpr uint32_t kCacheStatsVersion = 2;                    // 2: peer_reads
 
 struct CacheStatsPage {
   uint64_t magic;
@@ -83,6 +83,7 @@ struct CacheStatsPage {
   std::atomic<uint64_t> evictions;
   std::atomic<uint64_t> directory_keys;
   std::atomic<uint64_t> malformed;
+  std::atomic<uint64_t> peer_reads;  // of peer_requests: read in the peer's shm mirror
 };
 static_assert(sizeof(CacheStatsPage) <= 4096, "the cache page is one 4 KiB page");
 
