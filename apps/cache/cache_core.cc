@@ -207,7 +207,7 @@ bool CacheCore::read_holders(std::string_view key, GetDone* done) {
 }
 
 bool CacheCore::read_request(const PeerOut& p) {
-  if (peer_memory_ == nullptr) return false;
+  if (peer_memory_ == nullptr || cut_off_) return false;  // cut off: the store serves
   auto rq = requests_.find(p.id);
   if (rq == requests_.end()) return false;
   std::string value;

@@ -22,6 +22,8 @@ constexpr uint32_t kMirrorVersion = 1;
 constexpr uint32_t kWays = 8;  // one cache line of tags per set
 constexpr size_t kHeaderBytes = 64;
 constexpr int kReadTries = 4;
+constexpr uint64_t kMaxSlots = uint64_t{1} << 20;
+constexpr uint32_t kMaxSlotBytes = 4096;
 
 uint64_t key_hash(std::string_view key) {
   return std::hash<std::string_view>{}(key);
@@ -92,12 +94,23 @@ void seq_write(MirrorSlot* s, Change&& change) {
   s->seq.store(seq + 2, std::memory_order_release);
 }
 
+// The slot's plain fields, read and written as relaxed atomics: readers in other processes copy
+// them while the owner may be rewriting them (the sequence lock judges the copy afterwards).
+template <typename T>
+T relaxed_load(T& field) {
+  return std::atomic_ref<T>(field).load(std::memory_order_relaxed);
+}
+template <typename T>
+void relaxed_store(T& field, T value) {
+  std::atomic_ref<T>(field).store(value, std::memory_order_relaxed);
+}
+
 // Frees a way: its tag first (readers stop looking there), then the slot.
 void empty_way(std::atomic<uint64_t>* tag, MirrorSlot* s) {
   tag->store(0, std::memory_order_relaxed);
   seq_write(s, [s] {
-    s->key_len = 0;
-    s->value_len = 0;
+    relaxed_store(s->key_len, 0u);
+    relaxed_store(s->value_len, 0u);
   });
 }
 
@@ -109,12 +122,14 @@ Result<std::unique_ptr<MirrorWriter>> MirrorWriter::create(const std::string& pa
                                                            uint32_t incarnation,
                                                            uint64_t capacity_bytes,
                                                            uint32_t slot_bytes) {
-  if (slot_bytes < 512 || slot_bytes % 64 != 0) {
+  if (slot_bytes < 512 || slot_bytes > kMaxSlotBytes || slot_bytes % 64 != 0) {
     return Error(Errc::kInvalidArgument, "cache mirror: slot_bytes " + std::to_string(slot_bytes) +
-                                             " is not a multiple of 64 of at least 512");
+                                             " is not a multiple of 64 in 512..4096");
   }
-  const uint64_t slots =
-      std::clamp<uint64_t>(std::bit_ceil(capacity_bytes / 256 + 1), 1024, uint64_t{1} << 20);
+  // One slot per 512 bytes of capacity: the file is at most twice the capacity, and entries of
+  // the benchmark's size (700 bytes with their overhead) fill about seven tenths of the ways.
+  const uint64_t slots = std::clamp<uint64_t>(
+      std::bit_ceil(std::max<uint64_t>(capacity_bytes / 512, 1)), 1024, kMaxSlots);
   const size_t bytes = slots_offset(slots) + slots * slot_bytes;
   // A new file renamed over the old one: a reader still mapping an earlier incarnation's file
   // keeps a valid mapping (truncating that file under it would fault the reader).
@@ -124,11 +139,21 @@ Result<std::unique_ptr<MirrorWriter>> MirrorWriter::create(const std::string& pa
     return Error(Errc::kUnavailable, "cache mirror: cannot create " + tmp + ": " +
                                          std::strerror(errno) + "; check the shm folder");
   }
-  if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) {
-    const int e = errno;
+  // Every page now: a sparse file whose page cannot be had later (the shm folder full) would
+  // fault the owner's write into it with SIGBUS. Without the room, no mirror (peers ask).
+  const int fa = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  if (fa != 0) {
     ::close(fd);
     ::unlink(tmp.c_str());
-    return Error(Errc::kUnavailable, "cache mirror: cannot size " + tmp + ": " + std::strerror(e));
+    return Error(Errc::kUnavailable, "cache mirror: cannot reserve " + std::to_string(bytes >> 20) +
+                                         " MiB for " + tmp + ": " + std::strerror(fa) +
+                                         "; give the shm folder more room or turn peer_reads off");
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return Error(Errc::kUnavailable, "cache mirror: cannot stat " + tmp);
   }
   void* map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   ::close(fd);
@@ -138,6 +163,7 @@ Result<std::unique_ptr<MirrorWriter>> MirrorWriter::create(const std::string& pa
   }
   std::unique_ptr<MirrorWriter> w(new MirrorWriter());
   w->path_ = path;
+  w->inode_ = st.st_ino;
   w->base_ = static_cast<std::byte*>(map);
   w->bytes_ = bytes;
   w->header_ = reinterpret_cast<MirrorHeader*>(w->base_);
@@ -153,9 +179,12 @@ Result<std::unique_ptr<MirrorWriter>> MirrorWriter::create(const std::string& pa
   return w;
 }
 
+// The file goes unless it is no longer ours: a new incarnation of this member may have renamed
+// its own over it already.
 MirrorWriter::~MirrorWriter() {
   if (base_ != nullptr) ::munmap(base_, bytes_);
-  ::unlink(path_.c_str());
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) == 0 && st.st_ino == inode_) ::unlink(path_.c_str());
 }
 
 MirrorSlot* MirrorWriter::find(std::string_view key, uint64_t hash) const {
@@ -165,7 +194,8 @@ MirrorSlot* MirrorWriter::find(std::string_view key, uint64_t hash) const {
   for (uint32_t w = 0; w < kWays; ++w) {
     if (t[w].load(std::memory_order_relaxed) != tag_of(hash)) continue;
     MirrorSlot* s = slot_at(base_, slots, header_->slot_bytes, set * kWays + w);
-    if (s->key_len == key.size() && std::memcmp(payload(s), key.data(), key.size()) == 0) {
+    if (relaxed_load(s->key_len) == key.size() &&
+        std::memcmp(payload(s), key.data(), key.size()) == 0) {
       return s;
     }
   }
@@ -196,10 +226,10 @@ bool MirrorWriter::put(std::string_view key, std::string_view value, Stamp stamp
     ++entries_;
   }
   seq_write(s, [&] {
-    s->key_len = static_cast<uint32_t>(key.size());
-    s->value_len = static_cast<uint32_t>(value.size());
-    s->stamp_view = stamp.view;
-    s->stamp_gseq = stamp.gseq;
+    relaxed_store(s->key_len, static_cast<uint32_t>(key.size()));
+    relaxed_store(s->value_len, static_cast<uint32_t>(value.size()));
+    relaxed_store(s->stamp_view, stamp.view);
+    relaxed_store(s->stamp_gseq, stamp.gseq);
     std::memcpy(payload(s), key.data(), key.size());
     if (!value.empty()) std::memcpy(payload(s) + key.size(), value.data(), value.size());
   });
@@ -226,11 +256,11 @@ void MirrorWriter::erase(std::string_view key) {
 void MirrorWriter::clear() {
   const uint64_t slots = uint64_t{header_->sets} * kWays;
   std::atomic<uint64_t>* t = tags(base_);
-  for (uint64_t i = 0; i < slots && entries_ > 0; ++i) {
+  for (uint64_t i = 0; i < slots; ++i) {  // every tag: readers map the file writable
     if (t[i].load(std::memory_order_relaxed) == 0) continue;
     empty_way(&t[i], slot_at(base_, slots, header_->slot_bytes, i));
-    --entries_;
   }
+  entries_ = 0;
 }
 
 bool MirrorWriter::take_referenced(std::string_view key) {
@@ -241,10 +271,11 @@ bool MirrorWriter::take_referenced(std::string_view key) {
 // --- a peer ------------------------------------------------------------------------------------
 
 Result<std::unique_ptr<MirrorReader>> MirrorReader::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return Error(Errc::kNotFound, "cache mirror: no " + path);
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < kHeaderBytes) {
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      static_cast<size_t>(st.st_size) < kHeaderBytes) {
     ::close(fd);
     return Error(Errc::kUnavailable, "cache mirror: " + path + " is too short");
   }
@@ -256,10 +287,12 @@ Result<std::unique_ptr<MirrorReader>> MirrorReader::open(const std::string& path
   r->base_ = static_cast<std::byte*>(map);
   r->bytes_ = bytes;
   const auto* h = reinterpret_cast<const MirrorHeader*>(r->base_);
+  // Every bound before any product: the sizes come from another process.
   const bool ok =
       h->magic.load(std::memory_order_acquire) == kMirrorMagic && h->version == kMirrorVersion &&
-      h->ways == kWays && h->sets != 0 && std::has_single_bit(h->sets) && h->slot_bytes >= 512 &&
-      h->slot_bytes % 64 == 0 &&
+      h->ways == kWays && h->sets != 0 && std::has_single_bit(h->sets) &&
+      uint64_t{h->sets} * kWays <= kMaxSlots && h->slot_bytes >= 512 &&
+      h->slot_bytes <= kMaxSlotBytes && h->slot_bytes % 64 == 0 &&
       slots_offset(uint64_t{h->sets} * kWays) + uint64_t{h->sets} * kWays * h->slot_bytes <= bytes;
   if (!ok) return Error(Errc::kUnavailable, "cache mirror: " + path + " has no layout we read");
   r->slot_bytes_ = h->slot_bytes;
@@ -291,9 +324,9 @@ MirrorReader::Read MirrorReader::read(std::string_view key, std::string* value,
         continue;
       }
       // Copies first, judged after the count is checked again: until then they may be torn.
-      const uint32_t kl = s->key_len;
-      const uint32_t vl = s->value_len;
-      const Stamp st{s->stamp_view, s->stamp_gseq};
+      const uint32_t kl = relaxed_load(s->key_len);
+      const uint32_t vl = relaxed_load(s->value_len);
+      const Stamp st{relaxed_load(s->stamp_view), relaxed_load(s->stamp_gseq)};
       const bool lengths_ok = kl == key.size() && vl <= kMaxSharedValueBytes && kl + vl <= room;
       const bool same_key = lengths_ok && std::memcmp(payload(s), key.data(), kl) == 0;
       if (same_key) {
@@ -305,10 +338,13 @@ MirrorReader::Read MirrorReader::read(std::string_view key, std::string* value,
         busy = true;
         continue;
       }
-      busy = false;
       if (!same_key) break;  // another key with the same tag, or emptied: try the next way
       *stamp = st;
-      s->referenced.store(1, std::memory_order_relaxed);
+      // Written only when not set yet: a hot slot's line is not pulled away from its owner on
+      // every read.
+      if (s->referenced.load(std::memory_order_relaxed) == 0) {
+        s->referenced.store(1, std::memory_order_relaxed);
+      }
       return Read::kFound;
     }
   }

@@ -37,13 +37,14 @@ struct MirrorSlot;
 
 class MirrorWriter {
  public:
-  // Sized for about `capacity_bytes` of cached entries (one slot per 256 bytes of capacity,
-  // at least 1,024 and at most 1 Mi slots of `slot_bytes`). The file is sparse: only slots
-  // ever written take memory. Replaces a file left at `path`.
+  // Sized for about `capacity_bytes` of cached entries (one slot per 512 bytes of capacity,
+  // at least 1,024 and at most 1 Mi slots of `slot_bytes`: a file of at most twice the
+  // capacity with 1 KiB slots, all of it reserved at once, so a full shm folder is an error
+  // here and never a fault later). Replaces a file left at `path` by renaming over it.
   static Result<std::unique_ptr<MirrorWriter>> create(const std::string& path, uint32_t incarnation,
                                                       uint64_t capacity_bytes,
-                                                      uint32_t slot_bytes = 2048);
-  ~MirrorWriter();  // unmaps and removes the file
+                                                      uint32_t slot_bytes = 1024);
+  ~MirrorWriter();  // unmaps, and removes the file unless another has replaced it
   MirrorWriter(const MirrorWriter&) = delete;
   MirrorWriter& operator=(const MirrorWriter&) = delete;
 
@@ -63,6 +64,7 @@ class MirrorWriter {
   MirrorSlot* find(std::string_view key, uint64_t hash) const;
 
   std::string path_;
+  uint64_t inode_ = 0;  // of the file created: the destructor removes only that one
   std::byte* base_ = nullptr;
   size_t bytes_ = 0;
   MirrorHeader* header_ = nullptr;

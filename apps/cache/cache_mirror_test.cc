@@ -155,6 +155,30 @@ TEST_F(MirrorTest, ANewIncarnationReplacesTheFileWithoutPullingItFromUnderAReade
   ASSERT_TRUE(r2.ok());
   EXPECT_EQ((*r2)->incarnation(), 2u);
   EXPECT_EQ((*r2)->read("k", &v, &s), MirrorReader::Read::kAbsent);
+  // The old incarnation going away leaves the new one's file where it is.
+  w1->reset();
+  EXPECT_TRUE(std::filesystem::exists(path_));
+  w2->reset();
+  EXPECT_FALSE(std::filesystem::exists(path_));
+}
+
+// A header whose sizes would put slots past any real file (their product wrapping) is refused
+// before anything is computed from them.
+TEST_F(MirrorTest, AHeaderWithImpossibleSizesIsRefused) {
+  auto w = MirrorWriter::create(path_ + "-real", 1, 1 << 20);
+  ASSERT_TRUE(w.ok());
+  std::filesystem::copy_file(path_ + "-real", path_);
+  {
+    std::fstream f(path_, std::ios::in | std::ios::out | std::ios::binary);
+    const uint32_t slot_bytes = 1u << 31, sets = 1u << 30;
+    f.seekp(12);  // after magic and version: slot bytes, then sets
+    f.write(reinterpret_cast<const char*>(&slot_bytes), 4);
+    f.write(reinterpret_cast<const char*>(&sets), 4);
+  }
+  EXPECT_FALSE(MirrorReader::open(path_).ok());
+  std::filesystem::remove(path_);
+  std::filesystem::create_symlink(path_ + "-real", path_);
+  EXPECT_FALSE(MirrorReader::open(path_).ok());  // not through a link
 }
 
 // The owner rewrites one key without pause; each value says which write it is (its length and

@@ -465,7 +465,12 @@ CacheResult CacheService::get(std::string_view key, std::chrono::nanoseconds tim
   std::unique_lock<std::mutex> lk(s.mu);
   GetDone d;
   const uint64_t id = s.core.get(key, &d);
-  if (id == 0) return CacheResult{d.status, d.source, std::move(d.value)};
+  if (id == 0) {
+    // A value read in place may have been kept: its announcement (and any evictions') goes now,
+    // not at the timer's next turn.
+    if (s.core.has_output()) s.settle();
+    return CacheResult{d.status, d.source, std::move(d.value)};
+  }
   return s.wait(lk, s.gets, id, timeout);
 }
 

@@ -134,7 +134,8 @@ struct CacheServiceOptions {
   CacheAdmission admission = CacheAdmission::kSecondPeerFetch;
   // Over shm, publish this member's values in shared memory and read peers' values there
   // one-sided (apps/cache/NOTES.md, "Peer reads"): a peer hit then costs neither member's data
-  // core a message. The mirror takes up to 2 KiB of shared memory per cached entry.
+  // core a message. The mirror reserves twice capacity_bytes of shared memory (1 KiB slots, one
+  // per 512 bytes of capacity); where that cannot be had, the member runs without one.
   bool peer_reads = true;
   // kSecondPeerFetch: how many recent uncached peer fetches are remembered (keys only, at most
   // kMaxCacheKeyBytes + about 100 bytes each). 0: capacity_bytes / 16 KiB, at least 64 (256 at
