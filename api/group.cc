@@ -151,6 +151,16 @@ const char* group_event_name(GroupEvent event) noexcept {
   return "?";
 }
 
+// A counter only the data thread writes (from its callbacks; stats() reads it anywhere): a plain
+// add. A locked add waits for the store buffer to drain, and in a callback right after an append
+// that is the record's lines on their way to the other core: perf of the one-hop latency run put
+// a fifth of the sequencer's samples on the two locked adds of on_deliver.
+namespace {
+void bump(std::atomic<uint64_t>& counter, uint64_t n = 1) noexcept {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+}  // namespace
+
 struct Group::Impl final : membership::EngineListener {
   GroupListener* app = nullptr;
   std::unique_ptr<membership::GroupEngine> engine;
@@ -268,8 +278,8 @@ struct Group::Impl final : membership::EngineListener {
     m.gseq = d.gseq;
     m.mode = static_cast<DeliveryMode>(d.mode);
     m.bytes = d.payload;
-    delivered.fetch_add(1, std::memory_order_relaxed);
-    delivered_bytes.fetch_add(d.payload.size(), std::memory_order_relaxed);
+    bump(delivered);
+    bump(delivered_bytes, d.payload.size());
     app->on_deliver(m);
   }
 
@@ -290,7 +300,7 @@ struct Group::Impl final : membership::EngineListener {
     last_members = info.members;
     view_id.store(v.id, std::memory_order_relaxed);
     view_members.store(v.count, std::memory_order_relaxed);
-    view_changes.fetch_add(1, std::memory_order_relaxed);
+    bump(view_changes);
     in_view.store(true, std::memory_order_relaxed);
     app->on_view(info);
   }
@@ -298,12 +308,12 @@ struct Group::Impl final : membership::EngineListener {
   void on_peer_failed(membership::NodeId node) override { app->on_peer_failed(node); }
 
   void on_request(const membership::P2pMessage& r) override {
-    requests_in.fetch_add(1, std::memory_order_relaxed);
+    bump(requests_in);
     app->on_request(PeerMessage{to_public(r.peer), r.id, r.payload});
   }
 
   void on_reply(const membership::P2pMessage& r, bool failed) override {
-    replies_in.fetch_add(1, std::memory_order_relaxed);
+    bump(replies_in);
     app->on_reply(PeerMessage{to_public(r.peer), r.id, r.payload},
                   failed ? ReplyStatus::kPeerLeft : ReplyStatus::kOk);
   }
