@@ -49,7 +49,13 @@ for i in 0 1; do
 done
 cat "$dir/w0.out" "$dir/w1.out"
 grep -h STALE "$dir"/w*.err >&2 || true
-summary=$(cat "$dir/w0.out" "$dir/w1.out" | awk '{g+=$4; l+=$6; s+=$8; p+=$12; st+=$14; w+=$16} END {printf "gets %d late_gets %d stale %d peer %d store %d puts %d", g, l, s, p, st, w}')
+summary=$(cat "$dir/w0.out" "$dir/w1.out" | awk '{g+=$4; l+=$6; s+=$8; p+=$12; st+=$14; w+=$16; r+=$18} END {printf "gets %d late_gets %d stale %d peer %d store %d puts %d read_in_place %d", g, l, s, p, st, w, r}')
+# Peers' values read in place (their shm mirrors, on by default) must be part of what is tested.
+reads=$(cat "$dir/w0.out" "$dir/w1.out" | awk '{r+=$18} END {print r+0}')
+if [[ "$reads" -eq 0 ]]; then
+  echo "cache_redis_test: no peer's value was read in place (apps/cache/NOTES.md, Peer reads)" >&2
+  status=1
+fi
 late0=$(awk '{print $6}' "$dir/w0.out")
 late1=$(awk '{print $6}' "$dir/w1.out")
 if [[ -z "$late0" || -z "$late1" || "$late0" -eq 0 || "$late1" -eq 0 ]]; then

@@ -136,11 +136,12 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "worker n%u gets %llu late_gets %llu stale %llu local %llu peer %llu store %llu "
-      "puts %llu\n",
+      "puts %llu read_in_place %llu\n",
       node, static_cast<unsigned long long>(gets), static_cast<unsigned long long>(late_gets),
       static_cast<unsigned long long>(stale), static_cast<unsigned long long>(by_source[0]),
       static_cast<unsigned long long>(by_source[1]), static_cast<unsigned long long>(by_source[2]),
-      static_cast<unsigned long long>(puts));
+      static_cast<unsigned long long>(puts),
+      static_cast<unsigned long long>(s.counters().peer_reads));
   std::fflush(stdout);
   s.group().leave();
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
