@@ -83,6 +83,7 @@ struct CacheService::Impl final : GroupListener, cache::LruObserver, cache::Peer
     uint64_t retry_ns = 0;  // no file (yet): tried again from then on
   };
   std::string mirror_folder;  // empty: no peer reads (not on shm, or turned off)
+  std::string mirror_status = "off: not on shm";
   std::unique_ptr<cache::MirrorWriter> mirror;
   std::map<uint32_t, PeerMirror> peer_mirrors;
 
@@ -326,10 +327,14 @@ struct CacheService::Impl final : GroupListener, cache::LruObserver, cache::Peer
     const std::string folder = dir + "/" + go.name;
     std::error_code ec;
     if (!std::filesystem::is_directory(folder, ec)) return;  // not on shm: no page
-    if (options.peer_reads) {
+    if (!options.peer_reads) {
+      std::lock_guard<std::mutex> g(mu);
+      mirror_status = "off: turned off (CacheServiceOptions::peer_reads)";
+    } else {
       auto m = cache::MirrorWriter::create(folder + "/cache-mirror-m" + std::to_string(go.node),
                                            group->self().incarnation, options.capacity_bytes);
       std::lock_guard<std::mutex> g(mu);  // the data core may be delivering already
+      mirror_status = m.ok() ? "on" : "off: " + m.error().message();
       if (m.ok()) {
         mirror = std::move(*m);
         mirror_folder = folder;
@@ -485,6 +490,11 @@ CacheStatus CacheService::remove(std::string_view key, std::chrono::nanoseconds 
 
 CacheStatus CacheService::invalidate(std::string_view key, std::chrono::nanoseconds timeout) {
   return impl_->write(StoreWork::Kind::kLoad, key, {}, timeout);
+}
+
+std::string CacheService::peer_reads_status() const {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  return impl_->mirror_status;
 }
 
 CacheCounters CacheService::counters() const {

@@ -79,6 +79,8 @@ TEST_P(CacheServiceBoth, MembersShareLoadsAndSeeEveryOrderedWrite) {
   EXPECT_EQ(rc.source, CacheSource::kPeer);
   const CacheCounters ca = a->counters();
   const CacheCounters cc = c->counters();
+  EXPECT_EQ(a->peer_reads_status().rfind(reads ? "on" : "off: turned off", 0), 0U)
+      << a->peer_reads_status();
   if (reads) {
     // c read a's (or b's) mirror; nobody's data core served a request of c's.
     EXPECT_GE(cc.peer_reads, 1U);

@@ -27,6 +27,7 @@ Result<std::unique_ptr<CacheService>> open_service(const CacheCmdOptions& o) {
     CacheServiceOptions co;
     co.loader = std::move(*loader);
     co.capacity_bytes = o.capacity_mb << 20;
+    co.peer_reads = o.peer_reads;
     go.node = static_cast<uint32_t>(n);
     auto s = CacheService::create(go, std::move(co));
     if (s.ok() || o.node >= 0) return s;
@@ -129,8 +130,8 @@ int run_cache_cmd(const CacheCmdOptions& o) {
   const MemberUid self = s.group().self();
   const auto timeout = std::chrono::milliseconds(o.timeout_ms);
   if (o.action == "serve") {
-    std::printf("serving cache of group '%s' as n%u.%u, store %s\n", o.group.c_str(), self.node,
-                self.incarnation, o.store.c_str());
+    std::printf("serving cache of group '%s' as n%u.%u, store %s, peer reads %s\n", o.group.c_str(),
+                self.node, self.incarnation, o.store.c_str(), s.peer_reads_status().c_str());
     serve_until_signalled(s.group());
     return 0;
   }

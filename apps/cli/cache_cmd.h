@@ -26,6 +26,7 @@ struct CacheCmdOptions {
   bool bootstrap = false;
   std::string store = "redis://127.0.0.1:6379";
   uint64_t capacity_mb = 64;
+  bool peer_reads = true;  // over shm: publish values for peers to read in place
   std::string key;
   std::string value;
   uint64_t timeout_ms = 5'000;

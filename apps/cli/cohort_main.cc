@@ -157,6 +157,10 @@ int main(int argc, char** argv) {
     c->add_option("--store", cache.store, "the backing store: redis://HOST:PORT or files:/DIR")
         ->capture_default_str();
     c->add_option("--capacity-mb", cache.capacity_mb, "cache capacity")->capture_default_str();
+    c->add_option("--peer-reads", cache.peer_reads,
+                  "over shm, publish this member's values in shared memory (twice the capacity) "
+                  "for peers to read in place; false asks over the group")
+        ->capture_default_str();
     c->add_option("--timeout-ms", cache.timeout_ms, "give up the operation after this long")
         ->capture_default_str();
     c->add_option("--join-ms", cache.join_ms, "give up joining after this long")

@@ -168,6 +168,9 @@ class CacheService {
   CacheStatus invalidate(std::string_view key, std::chrono::nanoseconds timeout);
 
   CacheCounters counters() const;
+  // "on", or "off: " and why (turned off, not on shm, or the mirror's shared memory could not
+  // be reserved, with the error): whether this member's values are published for peer reads.
+  std::string peer_reads_status() const;
 
   struct Impl;
 
