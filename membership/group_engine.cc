@@ -300,6 +300,17 @@ SendResult GroupEngine::offer(const Submission& s, TimeNs now) {
 }
 
 uint32_t GroupEngine::poll() {
+  // A poll from inside a callback (the application's loop calling Group::poll() in on_deliver,
+  // say) would walk the Member's actions while the outer poll walks them, and reuse the record
+  // burst the outer poll is reading: it does nothing instead.
+  if (polling_) return 0;
+  polling_ = true;
+  const uint32_t work = poll_once();
+  polling_ = false;
+  return work;
+}
+
+uint32_t GroupEngine::poll_once() {
   ++counters_.polls;
   const TimeNs now = now_ns();
   last_poll_ns_ = now;

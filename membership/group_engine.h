@@ -90,7 +90,8 @@ class GroupEngine {
                                                      EngineListener* listener);
   ~GroupEngine();
 
-  // One iteration of the loop; returns the work done. Data-core thread only.
+  // One iteration of the loop; returns the work done. Data-core thread only. Called from inside
+  // one of the listener's callbacks it does nothing and returns 0.
   uint32_t poll();
   // Dedicated mode: one iteration of the control core's loop (control datagrams in and out,
   // the liveness beat); returns the work done. Control thread only.
@@ -151,6 +152,7 @@ class GroupEngine {
   void answer(const P2pMessage& m, bool failed);
   bool flush_appends();
   bool on_data_thread() const noexcept;
+  uint32_t poll_once();
 
   EngineOptions options_;
   EngineListener* listener_;
@@ -196,6 +198,7 @@ class GroupEngine {
   // there must not reach the Member, whose actions carry_out() is walking.
   std::atomic<std::thread::id> data_thread_{};
   bool carrying_out_ = false;
+  bool polling_ = false;  // inside poll(): a poll from a callback returns at once
   // Submissions the data thread queued that are still in the ring: its next send must queue
   // behind them. (The ring cannot tell: its head may be another thread's slot, claimed and not
   // yet filled, with this thread's behind it.)

@@ -221,7 +221,7 @@ class Group {
   Status start(int cpu = -1, int control_cpu = -1);
   void stop();
   // Or run it on the calling thread: one poll iteration (of both loops in dedicated mode);
-  // returns the work done (0: idle).
+  // returns the work done (0: idle). From inside a callback it does nothing and returns 0.
   uint32_t poll();
   bool dedicated() const noexcept;
 

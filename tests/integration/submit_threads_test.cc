@@ -251,5 +251,42 @@ TEST(GroupSubmit, LeaveOnTheDataThreadWithTheQueueFullReturnsAndLeaves) {
   ga->stop();
 }
 
+// A callback that polls its own member (an application loop calling poll() from on_deliver)
+// gets 0 and changes nothing: the outer poll goes on with its burst, and every message is
+// delivered once.
+struct PollingInside final : ViewCount {
+  Group* self = nullptr;
+  std::atomic<uint64_t> delivered{0}, inner_work{0};
+  void on_deliver(const Message&) override {
+    delivered.fetch_add(1);
+    if (self != nullptr) inner_work.fetch_add(self->poll());
+  }
+};
+
+TEST(GroupSubmit, APollFromInsideACallbackDoesNothing) {
+  test_support::ShmFolder folder("submit-reenter");
+  ASSERT_FALSE(folder.path.empty());
+  PollingInside a, b;
+  std::unique_ptr<Group> ga, gb;
+  ASSERT_NO_FATAL_FAILURE(open_pair(folder, "reenter", &a, &b, &ga, &gb));
+  Group& member = *gb;
+  b.self = &member;
+  ASSERT_TRUE(poll_until(member, [&] { return a.members == 2 && b.members == 2; }));
+  constexpr uint64_t kMessages = 2000;
+  std::thread sender([&] {
+    std::byte bytes[8] = {};
+    for (uint64_t i = 0; i < kMessages;) {
+      if (ga->send(bytes, DeliveryMode::kTotal) == SendStatus::kOk) ++i;
+    }
+  });
+  ASSERT_TRUE(poll_until(member, [&] { return b.delivered.load() == kMessages; }))
+      << b.delivered.load() << " of " << kMessages;
+  sender.join();
+  EXPECT_EQ(b.inner_work.load(), 0U);
+  EXPECT_EQ(b.delivered.load(), kMessages);
+  b.self = nullptr;
+  ga->stop();
+}
+
 }  // namespace
 }  // namespace cohort
