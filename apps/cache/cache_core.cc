@@ -176,6 +176,20 @@ void CacheCore::advance(const std::string& key) {
   if (claims_pending_.insert(key).second) announce(DirKind::kClaim, key);
 }
 
+// The coherence check of a peer's value, replied or read in place: stamped before the key's last
+// write delivered here, it may predate that write (the peer had not delivered it yet). Refused
+// values are counted.
+bool CacheCore::current(std::string_view key, Stamp stamp) {
+  if (options_.bugs.unchecked_peer_reply || stamp >= directory_.version(key)) return true;
+  counters_.stale_replies++;
+  return false;
+}
+
+// A peer's value that passed the check: cached here when the admission policy says so.
+void CacheCore::take_peer_value(const std::string& key, std::string_view value, Stamp stamp) {
+  if (!cut_off_ && admit_peer_value(key)) (void)keep(key, value, stamp);
+}
+
 // A miss with holders named: their values read in place, in the order advance() asks them. A
 // value read is what the holder's reply would have carried, and meets the same check as a reply
 // (on_reply): stamped before the key's last write delivered here, it is refused.
@@ -190,13 +204,9 @@ bool CacheCore::read_holders(std::string_view key, GetDone* done) {
     if (h == self_ || !peer_memory_->read(h, key, &value, &stamp)) continue;
     counters_.peer_requests++;
     counters_.peer_reads++;
-    if (!options_.bugs.unchecked_peer_reply && stamp < directory_.version(key)) {
-      counters_.stale_replies++;
-      continue;
-    }
+    if (!current(key, stamp)) continue;
     counters_.peer_hits++;
-    const std::string k(key);
-    if (admit_peer_value(k)) (void)keep(k, value, stamp);
+    take_peer_value(std::string(key), value, stamp);
     done->status = CacheStatus::kOk;
     done->source = CacheSource::kPeer;
     done->value = std::move(value);
@@ -585,14 +595,9 @@ void CacheCore::apply_reply(uint64_t id, const Reply* reply, bool malformed) {
   switch (rep.status) {
     case ReplyStatus::kHit:
     case ReplyStatus::kNotFound:
-      // The coherence check: a value stamped before the key's last write delivered here may
-      // predate it (the peer answered before it delivered that write).
-      if (!options_.bugs.unchecked_peer_reply && rep.stamp < directory_.version(key)) {
-        counters_.stale_replies++;
-        return elsewhere();
-      }
+      if (!current(key, rep.stamp)) return elsewhere();
       if (rep.status == ReplyStatus::kHit) {
-        if (!cut_off_ && admit_peer_value(key)) (void)keep(key, rep.value, rep.stamp);
+        take_peer_value(key, rep.value, rep.stamp);
         finish_fetch(key, CacheStatus::kOk, CacheSource::kPeer, rep.value, rep.stamp);
       } else {
         finish_fetch(key, CacheStatus::kNotFound, CacheSource::kPeer, {}, rep.stamp);

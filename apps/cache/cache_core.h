@@ -193,6 +193,8 @@ class CacheCore {
                        CacheStatus* status);
   void advance(const std::string& key);
   bool read_holders(std::string_view key, GetDone* done);
+  bool current(std::string_view key, Stamp stamp);
+  void take_peer_value(const std::string& key, std::string_view value, Stamp stamp);
   void apply_reply(uint64_t id, const Reply* reply, bool malformed);
   void advance_all();
   void ask(const std::string& key, Fetch& f, MemberUid peer);

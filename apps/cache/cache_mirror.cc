@@ -187,44 +187,50 @@ MirrorWriter::~MirrorWriter() {
   if (::stat(path_.c_str(), &st) == 0 && st.st_ino == inode_) ::unlink(path_.c_str());
 }
 
-MirrorSlot* MirrorWriter::find(std::string_view key, uint64_t hash) const {
-  const uint64_t slots = uint64_t{header_->sets} * kWays;
-  const uint64_t set = set_of(hash, header_->sets);
-  std::atomic<uint64_t>* t = tags(base_) + set * kWays;
-  for (uint32_t w = 0; w < kWays; ++w) {
-    if (t[w].load(std::memory_order_relaxed) != tag_of(hash)) continue;
-    MirrorSlot* s = slot_at(base_, slots, header_->slot_bytes, set * kWays + w);
+uint64_t MirrorWriter::slot_count() const noexcept {
+  return uint64_t{header_->sets} * kWays;
+}
+std::atomic<uint64_t>& MirrorWriter::tag_at(uint64_t index) const noexcept {
+  return tags(base_)[index];
+}
+MirrorSlot* MirrorWriter::slot(uint64_t index) const noexcept {
+  return slot_at(base_, slot_count(), header_->slot_bytes, index);
+}
+
+uint64_t MirrorWriter::find(std::string_view key, uint64_t hash) const {
+  const uint64_t first = set_of(hash, header_->sets) * kWays;
+  for (uint64_t i = first; i < first + kWays; ++i) {
+    if (tag_at(i).load(std::memory_order_relaxed) != tag_of(hash)) continue;
+    MirrorSlot* s = slot(i);
     if (relaxed_load(s->key_len) == key.size() &&
         std::memcmp(payload(s), key.data(), key.size()) == 0) {
-      return s;
+      return i;
     }
   }
-  return nullptr;
+  return kNone;
 }
 
 bool MirrorWriter::put(std::string_view key, std::string_view value, Stamp stamp) {
   const uint64_t hash = key_hash(key);
-  MirrorSlot* s = find(key, hash);
+  uint64_t index = find(key, hash);
   if (key.empty() || sizeof(MirrorSlot) + key.size() + value.size() > header_->slot_bytes) {
-    if (s != nullptr) erase(key);  // an older value of the key must not stay readable
+    if (index != kNone) erase_at(index);  // an older value of the key must not stay readable
     ++overflows_;
     return false;
   }
-  const uint64_t slots = uint64_t{header_->sets} * kWays;
-  const uint64_t set = set_of(hash, header_->sets);
-  std::atomic<uint64_t>* t = tags(base_) + set * kWays;
-  uint32_t way = kWays;
-  if (s == nullptr) {
-    for (uint32_t w = 0; w < kWays && way == kWays; ++w) {
-      if (t[w].load(std::memory_order_relaxed) == 0) way = w;
+  const bool fresh = index == kNone;
+  if (fresh) {
+    const uint64_t first = set_of(hash, header_->sets) * kWays;
+    for (uint64_t i = first; i < first + kWays && index == kNone; ++i) {
+      if (tag_at(i).load(std::memory_order_relaxed) == 0) index = i;
     }
-    if (way == kWays) {
+    if (index == kNone) {
       ++overflows_;
       return false;
     }
-    s = slot_at(base_, slots, header_->slot_bytes, set * kWays + way);
     ++entries_;
   }
+  MirrorSlot* s = slot(index);
   seq_write(s, [&] {
     relaxed_store(s->key_len, static_cast<uint32_t>(key.size()));
     relaxed_store(s->value_len, static_cast<uint32_t>(value.size()));
@@ -233,39 +239,33 @@ bool MirrorWriter::put(std::string_view key, std::string_view value, Stamp stamp
     std::memcpy(payload(s), key.data(), key.size());
     if (!value.empty()) std::memcpy(payload(s) + key.size(), value.data(), value.size());
   });
-  if (way != kWays) {
+  if (fresh) {
     s->referenced.store(0, std::memory_order_relaxed);
-    t[way].store(tag_of(hash), std::memory_order_release);
+    tag_at(index).store(tag_of(hash), std::memory_order_release);
   }
   return true;
 }
 
-void MirrorWriter::erase(std::string_view key) {
-  const uint64_t hash = key_hash(key);
-  MirrorSlot* s = find(key, hash);
-  if (s == nullptr) return;
-  const uint64_t slots = uint64_t{header_->sets} * kWays;
-  const uint64_t set = set_of(hash, header_->sets);
-  std::atomic<uint64_t>* t = tags(base_) + set * kWays;
-  for (uint32_t w = 0; w < kWays; ++w) {
-    if (slot_at(base_, slots, header_->slot_bytes, set * kWays + w) == s) empty_way(&t[w], s);
-  }
+void MirrorWriter::erase_at(uint64_t index) {
+  empty_way(&tag_at(index), slot(index));
   --entries_;
 }
 
+void MirrorWriter::erase(std::string_view key) {
+  const uint64_t index = find(key, key_hash(key));
+  if (index != kNone) erase_at(index);
+}
+
 void MirrorWriter::clear() {
-  const uint64_t slots = uint64_t{header_->sets} * kWays;
-  std::atomic<uint64_t>* t = tags(base_);
-  for (uint64_t i = 0; i < slots; ++i) {  // every tag: readers map the file writable
-    if (t[i].load(std::memory_order_relaxed) == 0) continue;
-    empty_way(&t[i], slot_at(base_, slots, header_->slot_bytes, i));
+  for (uint64_t i = 0; i < slot_count(); ++i) {  // every tag: readers map the file writable
+    if (tag_at(i).load(std::memory_order_relaxed) != 0) empty_way(&tag_at(i), slot(i));
   }
   entries_ = 0;
 }
 
 bool MirrorWriter::take_referenced(std::string_view key) {
-  MirrorSlot* s = find(key, key_hash(key));
-  return s != nullptr && s->referenced.exchange(0, std::memory_order_relaxed) != 0;
+  const uint64_t index = find(key, key_hash(key));
+  return index != kNone && slot(index)->referenced.exchange(0, std::memory_order_relaxed) != 0;
 }
 
 // --- a peer ------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@
 // as peer requests do by touching the LRU).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -60,8 +61,14 @@ class MirrorWriter {
   uint64_t overflows() const noexcept { return overflows_; }  // puts refused: set full or too big
 
  private:
+  static constexpr uint64_t kNone = ~uint64_t{0};
   MirrorWriter() = default;
-  MirrorSlot* find(std::string_view key, uint64_t hash) const;
+  uint64_t slot_count() const noexcept;
+  std::atomic<uint64_t>& tag_at(uint64_t index) const noexcept;
+  MirrorSlot* slot(uint64_t index) const noexcept;
+  // The index (set * ways + way) of `key`'s slot, or kNone.
+  uint64_t find(std::string_view key, uint64_t hash) const;
+  void erase_at(uint64_t index);
 
   std::string path_;
   uint64_t inode_ = 0;  // of the file created: the destructor removes only that one

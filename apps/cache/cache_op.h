@@ -62,9 +62,7 @@ static_assert(kReplyHeaderBytes + kMaxKeyBytes + kMaxSharedValueBytes <= kMaxOpB
 // compares hashes before strings and an erase never hashes the key again.)
 struct KeyHash {
   using is_transparent = void;
-  size_t operator()(std::string_view key) const {
-    return std::hash<std::string_view>{}(key);
-  }
+  size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
 };
 template <typename V>
 using KeyMap = std::unordered_map<std::string, V, KeyHash, std::equal_to<>>;

@@ -161,8 +161,8 @@ struct CacheService::Impl final : GroupListener, cache::LruObserver, cache::Peer
     return mirror && mirror->take_referenced(key);
   }
 
-  std::string mirror_path(uint32_t node) const {
-    return mirror_folder + "/cache-mirror-m" + std::to_string(node);
+  static std::string mirror_path(const std::string& folder, uint32_t node) {
+    return folder + "/cache-mirror-m" + std::to_string(node);
   }
 
   // A holder's value from its mirror, for the core (its gets and requests read before asking).
@@ -179,7 +179,7 @@ struct CacheService::Impl final : GroupListener, cache::LruObserver, cache::Peer
     const uint64_t now = mono_ns();
     if (now < p.retry_ns) return nullptr;
     p.retry_ns = now + 100'000'000;  // a peer without a mirror is asked over the group
-    auto r = cache::MirrorReader::open(mirror_path(to.node));
+    auto r = cache::MirrorReader::open(mirror_path(mirror_folder, to.node));
     if (!r.ok() || (*r)->incarnation() != to.incarnation) return nullptr;
     p.reader = std::move(*r);
     return p.reader.get();
@@ -331,8 +331,8 @@ struct CacheService::Impl final : GroupListener, cache::LruObserver, cache::Peer
       std::lock_guard<std::mutex> g(mu);
       mirror_status = "off: turned off (CacheServiceOptions::peer_reads)";
     } else {
-      auto m = cache::MirrorWriter::create(folder + "/cache-mirror-m" + std::to_string(go.node),
-                                           group->self().incarnation, options.capacity_bytes);
+      auto m = cache::MirrorWriter::create(mirror_path(folder, go.node), group->self().incarnation,
+                                           options.capacity_bytes);
       std::lock_guard<std::mutex> g(mu);  // the data core may be delivering already
       mirror_status = m.ok() ? "on" : "off: " + m.error().message();
       if (m.ok()) {

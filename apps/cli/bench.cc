@@ -9,6 +9,14 @@
 //   lat3   3 members with the backoff idle policy, not pinned (oversubscribed: 3 threads on 2
 //          cpus); member 1 sends 64 B at 2000/s
 //   raw    two threads on cpus 0 and 1 bounce one cache line: the one-way time of a line
+//   floor  not cohort's protocol: the least a one-hop total order through one log shared by the
+//          group could cost (membership/NOTES.md, "A shared log, and its floor"). A sender
+//          thread on cpu 1 takes each 64-byte slot with fetch_add on the log's tail (the slot's
+//          position is the message's place in the order) and a receiver thread on cpu 0
+//          busy-polls the slots; the sender paced at --rate, 40,000 messages; latency from the
+//          sender's clock read before its fetch_add to each side's delivery (the sender's own
+//          at once after its store), the slower side per message. Nothing of several senders'
+//          gaps, a dead sender's claimed slot, flow control, stability or views.
 // Output: `result NAME VALUE` lines; scripts/bench group turns medians of runs into figures.
 #include "apps/cli/bench.h"
 
@@ -26,6 +34,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -78,6 +87,61 @@ double raw_oneway_ns() {
   partner.join();
   std::sort(blocks.begin(), blocks.end());
   return blocks[blocks.size() / 2];
+}
+
+// The floor scenario (above): p50 and p99 in ns.
+struct Floor {
+  uint64_t p50_ns = 0;
+  uint64_t p99_ns = 0;
+};
+
+Floor order_floor(uint64_t rate) {
+  struct alignas(64) Slot {
+    std::atomic<uint64_t> seq;  // position + 1 once the payload is in
+    uint64_t sent_ns;
+    std::byte payload[48];
+  };
+  struct alignas(64) Tail {
+    std::atomic<uint64_t> value{0};
+  };
+  constexpr uint64_t kMessages = 40'000;
+  constexpr size_t kSlots = 1u << 16;  // never wraps onto an unread slot at these rates
+  auto log = std::make_unique<Slot[]>(kSlots);
+  Tail tail;
+  std::vector<uint64_t> sent_lat(kMessages), recv_lat(kMessages);
+  std::atomic<bool> ready{false};
+  pin(0);
+  std::thread receiver([&] {
+    pin(0);
+    ready.store(true);
+    for (uint64_t pos = 0; pos < kMessages; ++pos) {
+      Slot& s = log[pos % kSlots];
+      while (s.seq.load(std::memory_order_acquire) != pos + 1) {
+      }
+      recv_lat[pos] = steady_ns() - s.sent_ns;  // delivered: the next position is the next message
+    }
+  });
+  pin(1);
+  while (!ready.load()) {
+  }
+  const uint64_t interval = 1'000'000'000ULL / std::max<uint64_t>(rate, 1);
+  const uint64_t start = steady_ns() + 1'000'000;
+  for (uint64_t i = 0; i < kMessages; ++i) {
+    while (steady_ns() < start + i * interval) {
+    }
+    const uint64_t t0 = steady_ns();
+    const uint64_t pos = tail.value.fetch_add(1, std::memory_order_acq_rel);
+    Slot& s = log[pos % kSlots];
+    s.sent_ns = t0;
+    s.payload[0] = std::byte{1};
+    s.seq.store(pos + 1, std::memory_order_release);
+    sent_lat[pos] = steady_ns() - t0;  // the sender's own delivery: nothing is ahead of it
+  }
+  receiver.join();
+  std::vector<uint64_t> worst(kMessages);
+  for (uint64_t i = 0; i < kMessages; ++i) worst[i] = std::max(sent_lat[i], recv_lat[i]);
+  std::sort(worst.begin(), worst.end());
+  return Floor{worst[kMessages / 2], worst[kMessages * 99 / 100]};
 }
 
 struct Proc {
@@ -218,6 +282,11 @@ int run_bench(const BenchOptions& o) {
       continue;
     }
     ok = run(self, s, o) && ok;
+  }
+  if (o.only.empty() || std::find(o.only.begin(), o.only.end(), "floor") != o.only.end()) {
+    const Floor f = order_floor(o.rate);
+    std::printf("result order_floor_p50_ns %" PRIu64 "\nresult order_floor_p99_ns %" PRIu64 "\n",
+                f.p50_ns, f.p99_ns);
   }
   const double raw_after = raw_oneway_ns();
   std::printf("result raw_oneway_ns %.3f\n", (raw_before + raw_after) / 2);

@@ -101,9 +101,10 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--rate", bench.rate, "messages/s of the 2-member latency run")
       ->capture_default_str();
   bench_cmd
-      ->add_option("--only", bench.only,
-                   "run these scenarios only (lat2, lat2seq, tput64, tput1k, lat3); the raw line "
-                   "is always measured")
+      ->add_option(
+          "--only", bench.only,
+          "run these scenarios only (lat2, lat2seq, tput64, tput1k, lat3, floor); the raw line "
+          "is always measured")
       ->delimiter(',');
   bench_cmd->add_flag("--rt", bench.rt,
                       "pinned members run SCHED_FIFO once the group has formed: for comparing "

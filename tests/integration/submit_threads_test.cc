@@ -61,6 +61,14 @@ bool poll_until(Group& member, F done) {
   return done();
 }
 
+// open_pair(), then *b polled by this thread (its data thread) until both views hold the two.
+void open_polled_pair(const test_support::ShmFolder& folder, const std::string& group,
+                      ViewCount* la, ViewCount* lb, std::unique_ptr<Group>* a,
+                      std::unique_ptr<Group>* b) {
+  ASSERT_NO_FATAL_FAILURE(open_pair(folder, group, la, lb, a, b));
+  ASSERT_TRUE(poll_until(**b, [&] { return la->members == 2 && lb->members == 2; }));
+}
+
 struct Counting final : ViewCount {
   std::mutex mu;
   std::multiset<uint64_t> ids;
@@ -147,9 +155,8 @@ TEST(GroupSubmit, DataThreadSendsSkipTheQueueAndKeepEveryThreadsOrder) {
   ASSERT_FALSE(folder.path.empty());
   Ordered a, b;
   std::unique_ptr<Group> ga, gb;
-  ASSERT_NO_FATAL_FAILURE(open_pair(folder, "inline", &a, &b, &ga, &gb));
+  ASSERT_NO_FATAL_FAILURE(open_polled_pair(folder, "inline", &a, &b, &ga, &gb));
   Group& member = *gb;  // polled by this thread: its data thread
-  ASSERT_TRUE(poll_until(member, [&] { return a.members == 2 && b.members == 2; }));
 
   // Thread 0 is this (data) thread: from its loop and from its callbacks, one counter.
   uint32_t next0 = 0;
@@ -233,9 +240,8 @@ TEST(GroupSubmit, LeaveOnTheDataThreadWithTheQueueFullReturnsAndLeaves) {
   ASSERT_FALSE(folder.path.empty());
   Leaving a, b;
   std::unique_ptr<Group> ga, gb;
-  ASSERT_NO_FATAL_FAILURE(open_pair(folder, "leave", &a, &b, &ga, &gb));
+  ASSERT_NO_FATAL_FAILURE(open_polled_pair(folder, "leave", &a, &b, &ga, &gb));
   Group& member = *gb;
-  ASSERT_TRUE(poll_until(member, [&] { return a.members == 2 && b.members == 2; }));
   // Another thread fills the queue while this (data) thread does not poll.
   std::thread filler([&] {
     std::byte bytes[8] = {};
@@ -268,10 +274,9 @@ TEST(GroupSubmit, APollFromInsideACallbackDoesNothing) {
   ASSERT_FALSE(folder.path.empty());
   PollingInside a, b;
   std::unique_ptr<Group> ga, gb;
-  ASSERT_NO_FATAL_FAILURE(open_pair(folder, "reenter", &a, &b, &ga, &gb));
+  ASSERT_NO_FATAL_FAILURE(open_polled_pair(folder, "reenter", &a, &b, &ga, &gb));
   Group& member = *gb;
   b.self = &member;
-  ASSERT_TRUE(poll_until(member, [&] { return a.members == 2 && b.members == 2; }));
   constexpr uint64_t kMessages = 2000;
   std::thread sender([&] {
     std::byte bytes[8] = {};
