@@ -361,6 +361,17 @@ Result<std::unique_ptr<Group>> Group::create(const GroupOptions& options, GroupL
                  "group: suspect_timeout_us must be at least twice heartbeat_interval_us");
   }
   eo.bootstrap = options.bootstrap;
+  if (options.order == "tickets" && options.transport != "shm") {
+    return Error(Errc::kInvalidArgument,
+                 "group: order 'tickets' needs the shm transport (a counter in shared memory); "
+                 "use order 'auto' or 'sequencer' over " +
+                     options.transport);
+  }
+  if (options.order != "auto" && options.order != "tickets" && options.order != "sequencer") {
+    return Error(Errc::kInvalidArgument,
+                 "group: order '" + options.order + "' is not tickets, sequencer or auto");
+  }
+  eo.tickets = options.order != "sequencer";
 
   auto impl = std::make_unique<Impl>();
   impl->app = listener;

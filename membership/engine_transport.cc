@@ -9,7 +9,7 @@ namespace {
 
 // Shared memory: peers' logs are mapped; a peer's process is seen to die by its flock (the
 // kernel drops it, SIGKILL included) and to be replaced by the attach generation.
-class ShmEngineTransport final : public EngineTransport {
+class ShmEngineTransport final : public EngineTransport, public TicketCounter {
  public:
   explicit ShmEngineTransport(std::unique_ptr<transport::shm::ShmTransport> t) : t_(std::move(t)) {}
 
@@ -26,6 +26,37 @@ class ShmEngineTransport final : public EngineTransport {
     if (transport::LogReader* sub = t_->subscription(peer); sub != nullptr) sub->release();
   }
   WakeWord* doorbell() noexcept override { return t_->doorbell(); }
+
+  // Tickets: the counter is the ticket line of the view's sequencer's file (shm_layout.h).
+  TicketCounter* ticket_counter(uint32_t incarnation) noexcept override {
+    // Release: a peer that reads this owner reads it from a file whose counter is ours.
+    t_->ticket_line(t_->self())->owner.store(incarnation, std::memory_order_release);
+    return this;
+  }
+  void open(Uid sequencer, ViewId view) noexcept override {
+    transport::shm::TicketLine* line = line_of(sequencer);
+    if (line == nullptr) return;  // not mapped yet: takes wait, and the next install opens it
+    uint64_t word = line->word.load(std::memory_order_acquire);
+    while (TicketWord::may_open(word, view) &&
+           !line->word.compare_exchange_weak(word, TicketWord::opened(view),
+                                             std::memory_order_acq_rel,
+                                             std::memory_order_acquire)) {
+    }
+  }
+  // One compare-and-swap on the sequencer's line: in the line's owner's cache when it sends
+  // alone, else one transfer of the line, as any shared tail (Aeron's) costs.
+  uint64_t take(Uid sequencer, ViewId view, uint64_t limit) noexcept override {
+    transport::shm::TicketLine* line = line_of(sequencer);
+    if (line == nullptr) return 0;
+    uint64_t word = line->word.load(std::memory_order_relaxed);
+    for (;;) {
+      if (!TicketWord::at(word, view) || TicketWord::gseq(word) > limit) return 0;
+      if (line->word.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed)) {
+        return TicketWord::gseq(word);
+      }
+    }
+  }
   // Once per poll, after its appends: wakes peers parked on the records just committed.
   uint32_t flush(TimeNs now) noexcept override {
     (void)now;
@@ -88,6 +119,14 @@ class ShmEngineTransport final : public EngineTransport {
   }
 
  private:
+  // The sequencer's line, if the file mapped for its slot is that very process's.
+  transport::shm::TicketLine* line_of(Uid sequencer) noexcept {
+    transport::shm::TicketLine* line = t_->ticket_line(sequencer.node);
+    return line != nullptr && line->owner.load(std::memory_order_acquire) == sequencer.incarnation
+               ? line
+               : nullptr;
+  }
+
   std::unique_ptr<transport::shm::ShmTransport> t_;
   std::array<bool, transport::kMaxMembers> alive_{};
   std::array<uint64_t, transport::kMaxMembers> generation_{};

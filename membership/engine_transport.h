@@ -66,6 +66,13 @@ class EngineTransport {
   // end the park of its data loop: the loop's Waker binds to it (GroupEngine::set_waker). shm
   // only (its doorbell, transport/NOTES.md); nullptr elsewhere.
   virtual WakeWord* doorbell() noexcept { return nullptr; }
+  // The one-hop order counter (protocol/types.h, TicketCounter) where every member shares
+  // memory (shm), with `incarnation` (this member's, in the protocol) stored as its owner; nullptr
+  // where the transport has none (the sequencer orders).
+  virtual TicketCounter* ticket_counter(uint32_t incarnation) noexcept {
+    (void)incarnation;
+    return nullptr;
+  }
   // A view was installed: stop counting departed peers against the writer, and (shm) attach
   // joiners before anything of the view is appended. `in_view` has bit n set for node n.
   virtual void on_install(uint32_t in_view) noexcept = 0;

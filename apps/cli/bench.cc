@@ -2,8 +2,11 @@
 //   lat2   2 members, each on its own cpu (0 and 1), busy-polling, member loop on the main thread;
 //          member 1 sends 64 B total-order messages at --rate; latency from send to delivery at
 //          every member (CLOCK_MONOTONIC in the payload), per member
-//   lat2seq  the same, but member 0 sends: the sequencer, whose messages carry their order
-//          inline (one hop to the other member instead of two: DATA to the sequencer, ORDER back)
+//          (over shm, by default, each message carries its order inline, taken by the sender
+//          from the group's ticket counter: one hop; membership/protocol/NOTES.md, "Tickets")
+//   lat2seq  the same, but member 0 sends: the view's sequencer, whose file holds the counter
+//   lat2sq   lat2 with --order sequencer: member 1's messages go to the sequencer, which orders
+//          them (two hops: DATA to the sequencer, ORDER back); the design before tickets
 //   tput64 / tput1k  the same pair; member 1 sends as fast as backpressure allows (one sender);
 //          throughput = deliveries per second at each member, the slower one counts
 //   lat3   3 members with the backoff idle policy, not pinned (oversubscribed: 3 threads on 2
@@ -181,8 +184,9 @@ struct Scenario {
   uint32_t members;
   bool busy;
   uint32_t size;
-  uint64_t rate;    // 0: flood
-  uint32_t sender;  // the member that sends (0 bootstraps the group: the sequencer)
+  uint64_t rate;               // 0: flood
+  uint32_t sender;             // the member that sends (0 bootstraps the group: the sequencer)
+  const char* order = "auto";  // GroupOptions::order
 };
 
 // Runs one scenario; prints result lines; false if a member failed.
@@ -208,6 +212,7 @@ bool run(const std::string& exe, const Scenario& s, const BenchOptions& o) {
                                      "--drain-ms",
                                      "300"};
     if (n == 0) args.push_back("--bootstrap");
+    args.insert(args.end(), {"--order", s.order});
     // Floods time one delivery in 64: the rate is measured over the same span, without a
     // clock read per message (the harness's cost, not the group's).
     if (s.rate == 0) args.insert(args.end(), {"--sample", "64"});
@@ -273,8 +278,11 @@ int run_bench(const BenchOptions& o) {
   bool ok = true;
   const double raw_before = raw_oneway_ns();
   const Scenario scenarios[] = {
-      {"lat2", 2, true, 64, o.rate, 1}, {"lat2seq", 2, true, 64, o.rate, 0},
-      {"tput64", 2, true, 64, 0, 1},    {"tput1k", 2, true, 1024, 0, 1},
+      {"lat2", 2, true, 64, o.rate, 1},
+      {"lat2seq", 2, true, 64, o.rate, 0},
+      {"lat2sq", 2, true, 64, o.rate, 1, "sequencer"},
+      {"tput64", 2, true, 64, 0, 1},
+      {"tput1k", 2, true, 1024, 0, 1},
       {"lat3", 3, false, 64, 2000, 1},
   };
   for (const Scenario& s : scenarios) {

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
       {"--rdma-device", "rdma.device", "rdma: the verbs device (default: the first active)"},
       {"--peers", "group.peers", "udp, dpdk, rdma: a.b.c.d:port of every member, comma-separated"},
       {"--threading", "runtime.threading", "shared | dedicated | auto (dedicated on 4+ cores)"},
+      {"--order", "group.order", "tickets | sequencer | auto (tickets over shm: one hop)"},
       {"--dpdk-eal", "dpdk.eal", "dpdk: the EAL's arguments, space-separated"},
       {"--drop-rate", "fault.drop_rate", "udp, dpdk: datagrams lost on purpose, 0..1 (tests)"},
       {"--cut-off", "fault.cut_off", "udp, dpdk: members to partition this one from (tests)"},

@@ -256,6 +256,9 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
       .add_string("group.peers", "", "udp, dpdk: a.b.c.d:port of every member, comma-separated")
       .add_string("runtime.threading", d.threading, "one thread, or data and control threads",
                   {"shared", "dedicated", "auto"})
+      .add_string("group.order", d.order,
+                  "total order by tickets (one hop, shm), by the sequencer, or auto",
+                  {"tickets", "sequencer", "auto"})
       .add_string("dpdk.eal", d.dpdk_eal, "dpdk: the EAL's arguments, space-separated")
       .add_double("fault.drop_rate", d.drop_rate, "udp, dpdk: datagrams lost, 0..1 (tests)")
       .add_int_list("fault.cut_off", {}, "udp, dpdk: members this one is partitioned from", 0, 31)
@@ -309,6 +312,7 @@ Result<NodeOptions> load_node_options(const std::string& file, const std::vector
   o.transport = c.get_string("group.transport");
   o.peers = split_words(c.get_string("group.peers"), ',');
   o.threading = c.get_string("runtime.threading");
+  o.order = c.get_string("group.order");
   o.dpdk_eal = c.get_string("dpdk.eal");
   o.rdma_device = c.get_string("rdma.device");
   o.drop_rate = c.get_double("fault.drop_rate");
@@ -387,6 +391,7 @@ int run_node(const NodeOptions& o) {
   go.transport = o.transport;
   go.peers = o.peers;
   go.threading = o.threading;
+  go.order = o.order;
   go.dpdk_eal_args = split_words(o.dpdk_eal, ' ');
   go.rdma_device = o.rdma_device;
   go.faults.drop_rate = o.drop_rate;

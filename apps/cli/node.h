@@ -30,6 +30,7 @@ struct NodeOptions {
   std::string transport = "shm";
   std::vector<std::string> peers;
   std::string threading = "auto";
+  std::string order = "auto";  // tickets | sequencer | auto (GroupOptions::order)
   std::string dpdk_eal;
   std::string rdma_device;
   // Faults injected below udp/dpdk logs (tests): loss, and a partition from `cut_off` members

@@ -155,6 +155,12 @@ struct GroupOptions {
   int32_t idle_spins = -1;
   // shared | dedicated | auto: dedicated when the machine has at least 4 cores.
   std::string threading = "auto";
+  // How total order is made: tickets (every sender takes its messages' places in the order from
+  // a counter in shared memory and sends them once: one hop), sequencer (members[0] orders what
+  // the others send: two hops but for its own messages), or auto (tickets where every member
+  // shares memory, that is over shm; the sequencer elsewhere). Every member of a group must
+  // choose alike.
+  std::string order = "auto";
   // udp, dpdk, rdma: "a.b.c.d:port" of every member, member i being entry i; slots is their
   // count.
   // Each member uses two ports, port and port + 1 (the control channel). A member that dies

@@ -164,7 +164,7 @@ void Member::Impl::handle_record(NodeId from, std::span<const std::byte> record)
       break;
     case RecordKind::kRelayData: {
       DataBody d{};
-      if (!get_data(r, &d) || d.rank >= v.view.count || (d.gseq_inline != 0 && d.rank != 0)) {
+      if (!get_data(r, &d) || d.rank >= v.view.count || !inline_order_fits(d.rank, d.gseq_inline)) {
         ++counters.records_malformed;
         return;
       }
@@ -205,7 +205,7 @@ bool Member::Impl::on_data_batch(ViewData& v, uint32_t rank, Reader r) {
   DataBody d{};
   uint32_t first = 0;
   for (uint32_t i = 0; i < count; ++i) {
-    if (!get_data_entry(r, &d) || d.rank != rank || (d.gseq_inline != 0 && rank != 0)) {
+    if (!get_data_entry(r, &d) || d.rank != rank || !inline_order_fits(rank, d.gseq_inline)) {
       return false;
     }
     if (i == 0) first = d.sseq;
@@ -454,21 +454,53 @@ void Member::Impl::fail_requests(const View* survivors) {
 // ---------------------------------------------------------------------------------------------
 // Sending and ordering
 
-void Member::Impl::append_data(Mode mode, std::span<const std::byte> payload) {
+// Which DATA may carry an inline gseq: with tickets every message does, each its sender's; with
+// a sequencer only the sequencer's own messages do.
+bool Member::Impl::inline_order_fits(uint32_t rank, uint64_t gseq_inline) const noexcept {
+  return config.tickets != nullptr ? gseq_inline != 0 : gseq_inline == 0 || rank == 0;
+}
+
+// Sends go out in order: a send waits behind any held one (send_held() drains them).
+void Member::Impl::send_or_hold(Mode mode, std::span<const std::byte> payload) {
+  if (pending_sends.empty() && try_append(mode, payload)) return;
+  pending_sends.emplace_back(mode, std::vector<std::byte>(payload.begin(), payload.end()));
+}
+
+// The held sends, in order, as long as each can go out now.
+void Member::Impl::send_held() {
+  while (active() && !pending_sends.empty()) {
+    const auto& [mode, bytes] = pending_sends.front();
+    if (!try_append(mode, bytes)) return;
+    pending_sends.pop_front();
+  }
+}
+
+// Appends one message of this member, with its gseq inline when it has one: a ticket's (every
+// sender, one hop), or the sequencer's own next. False when no ticket can be taken now.
+bool Member::Impl::try_append(Mode mode, std::span<const std::byte> payload) {
   ViewData& v = *cur;
+  uint64_t gseq = 0;
+  if (config.tickets != nullptr) {
+    gseq = config.tickets->take(v.view.members[0], v.view.id, stable(v) + kTicketWindow);
+    if (gseq == 0) {
+      ++counters.ticket_waits;
+      return false;
+    }
+  } else if (v.my_rank == 0) {
+    gseq = v.next_gseq++;  // the sequencer's own messages: one hop instead of two
+  }
   DataBody d{};
   d.rank = static_cast<uint8_t>(v.my_rank);
   d.mode = mode;
   d.sseq = ++v.my_sseq;
-  const std::span<const std::byte> stored = v.own.put(payload, d.sseq);
-  // The sequencer's own messages carry their order inline: one hop instead of two.
-  d.gseq_inline = v.my_rank == 0 ? v.next_gseq++ : 0;
-  d.payload = stored;
+  d.gseq_inline = gseq;
+  d.payload = v.own.put(payload, d.sseq);
   put_batched(v.view.id, d);
   on_data(v, v.my_rank, d);
   ++counters.sent;
   update_held(v);
   try_deliver();
+  return true;
 }
 
 // Own messages go out in batches: a message joins the DATA record appended last when nothing
@@ -590,12 +622,14 @@ SendResult Member::send(Mode mode, std::span<const std::byte> payload, TimeNs no
       kRecordHeadBytes + 2 + kDataEntryHeadBytes + payload.size() > m.config.max_record_bytes) {
     return SendResult::kTooLarge;
   }
-  if (!m.active() || !m.pending_sends.empty()) {
-    if (m.pending_sends.size() >= m.config.max_pending_sends) return SendResult::kFull;
+  if (!m.pending_sends.empty() && m.pending_sends.size() >= m.config.max_pending_sends) {
+    return SendResult::kFull;
+  }
+  if (!m.active()) {
     m.pending_sends.emplace_back(mode, std::vector<std::byte>(payload.begin(), payload.end()));
     return SendResult::kOk;
   }
-  m.append_data(mode, payload);
+  m.send_or_hold(mode, payload);
   return SendResult::kOk;
 }
 
@@ -669,7 +703,8 @@ void Member::end_burst(TimeNs now) {
   m.now = now;
   if (!m.active()) return;
   ViewData& v = *m.cur;
-  if (v.my_rank == 0) {
+  m.send_held();  // with tickets, sends wait while none can be taken
+  if (v.my_rank == 0 && m.config.tickets == nullptr) {
     m.order_pending(v);
     m.update_held(v);
     m.try_deliver();

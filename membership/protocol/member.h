@@ -135,8 +135,9 @@ struct MemberCounters {
   uint64_t p2p_requests_received = 0;
   uint64_t p2p_replies_sent = 0;
   uint64_t p2p_replies_received = 0;
-  uint64_t p2p_failed = 0;   // kRequestFailed emitted
-  uint64_t p2p_dropped = 0;  // a reply to no outstanding request, or a request from a non-member
+  uint64_t p2p_failed = 0;    // kRequestFailed emitted
+  uint64_t p2p_dropped = 0;   // a reply to no outstanding request, or a request from a non-member
+  uint64_t ticket_waits = 0;  // a send found no ticket to take (types.h, TicketCounter) and waited
 };
 
 class Member {

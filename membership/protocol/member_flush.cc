@@ -744,10 +744,10 @@ void Member::Impl::enter_view(const View& view, uint32_t joiners_mask, bool join
     // Old members took the snapshot; fellow joiners that applied it keep it too, so they can
     // serve it when the old members are gone.
     snap_sources.clear();
-    snap_none_streak = 0;
     for (uint32_t r = 0; r < view.count; ++r) {
       if ((joiners_mask & (1U << r)) == 0) snap_sources.push_back(view.members[r]);
     }
+    snap_old_sources = static_cast<uint32_t>(snap_sources.size());
     for (uint32_t r = 0; r < view.count; ++r) {
       if ((joiners_mask & (1U << r)) != 0 && view.members[r] != self) {
         snap_sources.push_back(view.members[r]);
@@ -759,16 +759,19 @@ void Member::Impl::enter_view(const View& view, uint32_t joiners_mask, bool join
     snap_progress_ns = now;
     if (snap_sources.empty()) restored = true;
   }
+  // SNAP_NONE answers count toward giving up only within one view (snapshot_tick).
+  snap_none_streak = 0;
+  snap_none_joiners = 0;
   Action a{};
   a.kind = ActionKind::kInstall;
   a.view = keep_view(view);
   emit_app(a);
   fail_requests(&view);  // asked members that are not in the view answer no more
 
-  // Sends held while wedged go out in the new view, with new sseqs.
-  auto held_sends = std::move(pending_sends);
-  pending_sends.clear();
-  for (auto& [mode, bytes] : held_sends) append_data(mode, bytes);
+  // Sends held while wedged go out in the new view, with new sseqs; with tickets, once this
+  // view's count is open (every member that installs it opens it: TicketCounter).
+  if (config.tickets != nullptr) config.tickets->open(view.members[0], view.id);
+  send_held();
 
   // Records of this view that arrived early.
   auto early = std::move(future);
@@ -954,11 +957,17 @@ void Member::Impl::on_snap_chunk(const ControlHead& h, Reader& r) {
   if (restored || view != first_view) return;
   if (h.kind == ControlKind::kSnapNone) {
     ++snap_source;  // that member has no snapshot of this view: ask another
-    ++snap_none_streak;
+    const auto old_end = snap_sources.begin() + snap_old_sources;
+    if (std::find(snap_sources.begin(), old_end, h.from) != old_end) {
+      ++snap_none_streak;
+    } else {
+      ++snap_none_joiners;
+    }
     snap_req_ns = 0;
     return;
   }
   snap_none_streak = 0;
+  snap_none_joiners = 0;
   if (offset != snap_buf.size() || (snap_total_known && total != snap_total)) return;
   snap_total = total;
   snap_total_known = true;
@@ -982,10 +991,23 @@ void Member::Impl::snapshot_tick() {
   snap_req_ns = now;
   // Only members still in the view can answer. When none can, or all said they have none, the
   // state is out of reach: this member gives up, to rejoin as a new incarnation that gets a
-  // snapshot of a later view.
+  // snapshot of a later view. While an old member (one that took the snapshot) is in the view,
+  // only old members' answers count: a fellow joiner that has not restored answers SNAP_NONE,
+  // which says nothing of the snapshot. (Counting those, two joiners of one view, cut off from
+  // the old members by a partition, answered each other until both gave up once a view change
+  // left fewer sources, though an old member in that view held the snapshot; the view, without
+  // them, had lost its majority for good. The simulator found it: seed 500 of `--app lock
+  // --order tickets`.)
   uint32_t reachable = 0;
-  for (const Uid u : snap_sources) reachable += cur->view.contains(u) ? 1 : 0;
-  if (reachable == 0 || snap_none_streak >= 2 * reachable) {
+  uint32_t reachable_old = 0;
+  for (uint32_t i = 0; i < snap_sources.size(); ++i) {
+    if (!cur->view.contains(snap_sources[i])) continue;
+    ++reachable;
+    if (i < snap_old_sources) ++reachable_old;
+  }
+  const bool none_left = reachable_old > 0 ? snap_none_streak >= 2 * reachable_old
+                                           : snap_none_joiners >= 2 * reachable;
+  if (reachable == 0 || none_left) {
     become_final(MemberState::kRemoved);
     return;
   }

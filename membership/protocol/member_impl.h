@@ -57,7 +57,7 @@ struct ViewData {
   uint64_t held = 0;          // highest gseq held contiguously with its DATA
   uint64_t ack_sent = 0;
   std::array<uint64_t, kMaxMembers> acked{};  // per rank: `held` as its ACK records say
-  uint64_t next_gseq = 1;                     // the sequencer's next gseq
+  uint64_t next_gseq = 1;                     // the sequencer's next gseq (no tickets)
   uint32_t my_sseq = 0;
   PayloadArena own;  // the bytes of this member's messages in this view
 
@@ -152,8 +152,10 @@ struct Member::Impl {
   TimeNs leave_sent_ns = 0;
   bool restored = true;
   ViewId first_view = 0;
-  std::vector<Uid> snap_sources;  // members of the first view: old ones first, then joiners
-  uint32_t snap_none_streak = 0;  // SNAP_NONE answers in a row
+  std::vector<Uid> snap_sources;   // members of the first view: old ones first, then joiners
+  uint32_t snap_old_sources = 0;   // the first this many of snap_sources are old members
+  uint32_t snap_none_streak = 0;   // SNAP_NONE answers in a row from old members (this view)
+  uint32_t snap_none_joiners = 0;  // and from fellow joiners
   uint32_t snap_source = 0;
   std::vector<std::byte> snap_buf;
   uint32_t snap_total = 0;
@@ -251,7 +253,10 @@ struct Member::Impl {
   void fifo_chain(ViewData& v, uint32_t rank);
   void deliver(ViewData& v, uint32_t rank, uint32_t sseq, uint64_t gseq);
   void release(ViewData& v);
-  void append_data(Mode mode, std::span<const std::byte> payload);
+  bool inline_order_fits(uint32_t rank, uint64_t gseq_inline) const noexcept;
+  void send_or_hold(Mode mode, std::span<const std::byte> payload);
+  void send_held();
+  bool try_append(Mode mode, std::span<const std::byte> payload);
   void order_pending(ViewData& v);
   void become_final(MemberState final_state);
   void on_p2p(const RecordHead& h, const P2pBody& p);

@@ -78,6 +78,51 @@ struct PlantedBugs {
   }
 };
 
+// One-hop total order (NOTES.md, "Tickets"): a counter every member of a view can reach, kept in
+// shared memory by the engine (shm: a word in the doorbell page of the file of the view's
+// sequencer, that process's own) or by the simulator. Each sender takes its messages' gseqs from
+// it, so a DATA record carries its order inline whoever sends it, and the sequencer orders
+// nothing. One word holds a view's tag (its id's low 16 bits) and its next gseq, and moves only
+// to a later view (serial-number order of the tags), so a late or removed member can neither
+// reset a view that has moved on nor take a gseq of it.
+class TicketCounter {
+ public:
+  virtual ~TicketCounter() = default;
+  // Opens `view`'s count at gseq 1 in the counter of `sequencer` (members[0] of `view`), unless
+  // it is at `view` or a later view already. Every member that installs `view` calls it before
+  // it sends in `view`.
+  virtual void open(Uid sequencer, ViewId view) noexcept = 0;
+  // Takes `view`'s next gseq, if the counter is at `view` and that gseq is at most `limit`;
+  // 0 when it is not (the send waits: for the view to open, for the group to catch up, or for
+  // the next view), or when `sequencer`'s counter cannot be reached (another process holds its
+  // slot now).
+  virtual uint64_t take(Uid sequencer, ViewId view, uint64_t limit) noexcept = 0;
+};
+
+// The counter's word (TicketCounter): the view's tag in the high 16 bits, its next gseq in the
+// low 48 (2.8e14 messages in one view); 0 is a counter never opened.
+struct TicketWord {
+  static constexpr uint64_t kGseqMask = (uint64_t{1} << 48) - 1;
+  static uint16_t tag(ViewId view) noexcept { return static_cast<uint16_t>(view); }
+  static uint64_t opened(ViewId view) noexcept { return (uint64_t{tag(view)} << 48) | 1; }
+  // `word` may move to `view`: never opened, or at an earlier view.
+  static bool may_open(uint64_t word, ViewId view) noexcept {
+    if (word == 0) return true;
+    const auto ahead = static_cast<uint16_t>(tag(view) - static_cast<uint16_t>(word >> 48));
+    return ahead != 0 && ahead < 0x8000;
+  }
+  static bool at(uint64_t word, ViewId view) noexcept {
+    return word != 0 && static_cast<uint16_t>(word >> 48) == tag(view);
+  }
+  static uint64_t gseq(uint64_t word) noexcept { return word & kGseqMask; }
+};
+
+// How many gseqs past the stable point a sender may take a ticket: a member that took one and
+// died before its DATA went out leaves a hole that stops every delivery behind it until the
+// view change fills it (NOTES.md), so senders stop this far ahead rather than grow every
+// member's windows (the receivers take at most kMaxAhead = 2^20 past their `ordered`).
+inline constexpr uint64_t kTicketWindow = 1U << 18;
+
 struct ProtocolConfig {
   TimeNs heartbeat_interval_ns = 10'000'000;  // 10 ms
   TimeNs suspect_timeout_ns = 100'000'000;    // 100 ms without hearing from a member
@@ -90,6 +135,10 @@ struct ProtocolConfig {
   // own is refused by send() (kTooLarge) rather than by the log.
   uint32_t max_record_bytes = 64U << 10;
   uint32_t max_outstanding_requests = 4096;  // point-to-point requests not yet answered
+  // Tickets (above): every member of the group must use the same counter or none; a DATA
+  // message whose inline order does not fit the receiver's mode is counted malformed. nullptr:
+  // the sequencer orders (two hops for every sender but the sequencer).
+  TicketCounter* tickets = nullptr;
   PlantedBugs bugs{};
 };
 

@@ -49,6 +49,7 @@ SeedConfig seed_config(const CampaignConfig& config, uint64_t seed) {
   sc.bugs = config.bugs;
   sc.app = config.app;
   sc.app_bugs = config.app_bugs;
+  sc.order = config.order;
   return sc;
 }
 
@@ -140,6 +141,9 @@ CampaignResult run_campaign(const CampaignConfig& config) {
     r.cache_false_hits += s.cache_false_hits;
     r.cache_seeds_stale_refused += s.cache_stale_refused > 0;
     r.cache_seeds_peer_failure += s.cache_peer_failures > 0;
+    r.seeds_tickets += s.tickets;
+    r.seeds_tickets_burned += s.tickets_burned > 0;
+    r.tickets_burned += s.tickets_burned;
     r.cache_peer_reads += s.cache_peer_reads;
     r.cache_seeds_peer_reads += s.cache_peer_reads > 0;
     r.cache_seeds_ghost_reads += s.cache_ghost_reads > 0;
@@ -191,6 +195,9 @@ void print_summary(const CampaignConfig& config, const CampaignResult& r, std::o
       << r.protocol_leader_failed_in_flush << ", sequencer_failed_in_flight "
       << r.protocol_sequencer_failed_in_flight << ", cut_adopted " << r.protocol_cut_adopted
       << ", relays_served " << r.protocol_relays_served << "\n";
+  out << "order (seeds): by tickets " << r.seeds_tickets << ", by the sequencer "
+      << r.seeds_run - r.seeds_tickets << "; tickets taken by a member that crashed before sending "
+      << r.tickets_burned << " (in " << r.seeds_tickets_burned << " seeds)\n";
   out << "liveness_ms (heal to a stable view with probes delivered, " << r.liveness_ms.size()
       << " seeds): p50 " << r.liveness_percentile(0.50) << " p90 " << r.liveness_percentile(0.90)
       << " p99 " << r.liveness_percentile(0.99) << " max "

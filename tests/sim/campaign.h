@@ -20,6 +20,7 @@ struct CampaignConfig {
   membership::PlantedBugs bugs{};
   SimApp app = SimApp::kCounter;
   AppBugs app_bugs{};
+  SimOrder order = SimOrder::kMixed;
   uint32_t threads = 0;  // 0: the hardware's concurrency
   // Stop at the first seed (in seed order) that shows a violation: seeds below it all run,
   // so which seed that is does not depend on the threads.
@@ -65,6 +66,9 @@ struct CampaignResult {
   uint64_t cache_false_hits = 0;
   uint64_t cache_seeds_stale_refused = 0;  // a peer's stale value refused by the stamp check
   uint64_t cache_seeds_peer_failure = 0;   // an asked member left before it replied
+  uint64_t seeds_tickets = 0;              // seeds ordered by tickets
+  uint64_t seeds_tickets_burned = 0;  // of them, a crashed member had taken a gseq it never sent
+  uint64_t tickets_burned = 0;
   uint64_t cache_peer_reads = 0;
   uint64_t cache_seeds_peer_reads = 0;   // holders' values read in place
   uint64_t cache_seeds_ghost_reads = 0;  // a crashed member's values read in place

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <queue>
 #include <vector>
@@ -127,6 +128,13 @@ class Cluster {
   SendResult reply(NodeId node, Uid to, uint64_t id, std::span<const std::byte> payload);
   // The application on top of every member (nullptr: none); set before the first start().
   void set_hooks(AppHooks* hooks) noexcept { hooks_ = hooks; }
+  // One-hop total order (types.h, TicketCounter): every member takes its gseqs from counters
+  // the cluster keeps, one per incarnation as the engine's live in each process's file; a member
+  // that crashes in a view has, three times in ten, just taken a gseq it never sent (a hole the
+  // view change must fill). Call before the first start().
+  void use_tickets() noexcept { config_.tickets = &tickets_; }
+  bool tickets() const noexcept { return config_.tickets != nullptr; }
+  uint64_t tickets_burned() const noexcept { return tickets_burned_; }
 
   bool running(NodeId node) const noexcept { return slots_[node].member != nullptr; }
   bool paused(NodeId node) const noexcept { return slots_[node].paused; }
@@ -188,7 +196,19 @@ class Cluster {
   void hash(uint64_t word) noexcept;
   void hash(std::span<const std::byte> bytes) noexcept;
 
+  // The counters of use_tickets(), by Uid::key() of the process whose file holds each.
+  class SimTickets : public membership::TicketCounter {
+   public:
+    void open(Uid sequencer, ViewId view) noexcept override;
+    uint64_t take(Uid sequencer, ViewId view, uint64_t limit) noexcept override;
+
+   private:
+    std::map<uint64_t, uint64_t> words_;
+  };
+
   ProtocolConfig config_;
+  SimTickets tickets_;
+  uint64_t tickets_burned_ = 0;
   Checker* checker_;
   AppHooks* hooks_ = nullptr;
   std::ostream* verbose_;

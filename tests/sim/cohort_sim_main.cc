@@ -38,12 +38,20 @@ int main(int argc, char** argv) {
                  "on top, with its checker), p2p (point-to-point requests and replies, "
                  "checked) or cache (the cooperative cache, with its checker)")
       ->check(CLI::IsMember({"counter", "lock", "p2p", "cache"}));
+  std::string order = "mixed";
+  app.add_option("--order", order,
+                 "how total order is made: sequencer, tickets (one hop: every sender takes its "
+                 "gseqs from a shared counter, as over shm), or mixed (the default: half the "
+                 "seeds each)")
+      ->check(CLI::IsMember({"mixed", "sequencer", "tickets"}));
   app.add_option("--threads", config.threads, "worker threads (default: hardware concurrency)");
   CLI11_PARSE(app, argc, argv);
 
   if (sim_app == "lock") config.app = SimApp::kLock;
   if (sim_app == "cache") config.app = SimApp::kCache;
   if (sim_app == "p2p") config.app = SimApp::kP2p;
+  if (order == "sequencer") config.order = SimOrder::kSequencer;
+  if (order == "tickets") config.order = SimOrder::kTickets;
   std::stringstream names(bug);
   for (std::string one; std::getline(names, one, ',');) {
     if (one.empty() || parse_bug(one, &config.bugs)) continue;

@@ -64,6 +64,10 @@ inline void expect_protocol_faults_reached(const CampaignResult& r) {
   EXPECT_GT(r.partition_heal, 0U);
   EXPECT_GT(r.join_under_load, 0U);
   EXPECT_LT(r.group_lost * 20, r.seeds_run) << "the fault guard lets too many groups die";
+  // Both orders ran (mixed), and with tickets members died holding gseqs they never sent.
+  EXPECT_GT(r.seeds_tickets, 0U);
+  EXPECT_LT(r.seeds_tickets, r.seeds_run);
+  EXPECT_GT(r.seeds_tickets_burned, 0U) << "no seed left a hole in the order to fill";
 }
 
 // Determinism: `sc` run twice leaves the same trace and the same violations, and the same

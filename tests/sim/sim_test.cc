@@ -68,10 +68,13 @@ TEST(Sim, SameSeedSameTrace) {
 // must stay near the flow's in-flight window, not grow with the messages sent, and drop to
 // nothing once the flow stops and the last ACKs are in (membership/protocol/NOTES.md,
 // "Releasing what no member needs").
-TEST(Sim, LongViewKeepsMemoryBounded) {
+class LongView : public ::testing::TestWithParam<bool> {};
+
+TEST_P(LongView, KeepsMemoryBounded) {
   membership::ProtocolConfig config;
   Checker checker;
   Cluster c(3, 7, config, &checker, nullptr);
+  if (GetParam()) c.use_tickets();
   c.start(0, true);
   c.run_until(c.now() + 5 * kMs);
   c.start(1, false);
@@ -104,8 +107,9 @@ TEST(Sim, LongViewKeepsMemoryBounded) {
     }
   }
   c.run_until(c.now() + 200 * kMs);
-  std::cout << "long view: " << 3 * kRounds << " messages; at most " << max_msgs << " messages, "
-            << max_order << " order entries, " << max_own << " own payload chunks, " << max_chunks
+  std::cout << "long view" << (GetParam() ? " (tickets)" : "") << ": " << 3 * kRounds
+            << " messages; at most " << max_msgs << " messages, " << max_order << " order entries, "
+            << max_own << " own payload chunks, " << max_chunks
             << " record chunks held by a member\n";
   for (NodeId n = 0; n < 3; ++n) {
     const Member* m = c.member(n);
@@ -128,6 +132,10 @@ TEST(Sim, LongViewKeepsMemoryBounded) {
   EXPECT_TRUE(checker.ok()) << checker.violations().front();
 }
 
+// With tickets every member orders its own messages (membership/protocol/NOTES.md, "Tickets").
+INSTANTIATE_TEST_SUITE_P(Sim, LongView, ::testing::Bool(),
+                         [](const auto& p) { return p.param ? "Tickets" : "Sequencer"; });
+
 // Each planted bug must be caught by the checker within 1,000 seeds, on a seed that passes
 // without the bug (so an unrelated violation of the protocol cannot stand in for it).
 class Mutation : public ::testing::TestWithParam<std::string_view> {};
@@ -141,6 +149,21 @@ TEST_P(Mutation, CheckerCatchesThePlantedBug) {
 }
 
 INSTANTIATE_TEST_SUITE_P(PlantedBugs, Mutation, ::testing::ValuesIn(kBugNames),
+                         [](const auto& p) { return std::string(p.param); });
+
+// The same with every seed ordered by tickets: the checker must catch each bug there too.
+class MutationWithTickets : public ::testing::TestWithParam<std::string_view> {};
+
+TEST_P(MutationWithTickets, CheckerCatchesThePlantedBug) {
+  CampaignConfig config;
+  config.ops = 2000;
+  config.members_max = 7;
+  config.order = SimOrder::kTickets;
+  ASSERT_TRUE(parse_bug(GetParam(), &config.bugs));
+  expect_planted_bug_caught(config, GetParam(), "sim_mutation_tickets_");
+}
+
+INSTANTIATE_TEST_SUITE_P(PlantedBugs, MutationWithTickets, ::testing::ValuesIn(kBugNames),
                          [](const auto& p) { return std::string(p.param); });
 
 }  // namespace

@@ -151,6 +151,7 @@ Workload::Workload(const SeedConfig& config)
   draw_profile();
   protocol_.bugs = config.bugs;
   cluster_ = std::make_unique<Cluster>(p_.nodes, rng_.next(), protocol_, &checker_, config.verbose);
+  if (uses_tickets(config.order, config.seed)) cluster_->use_tickets();
   if (config.app == SimApp::kLock) {
     lock::CoreBugs bugs;
     bugs.grant_before_order = config.app_bugs.grant_before_order;
@@ -374,6 +375,8 @@ SeedResult Workload::run() {
   result_.deliveries = c.counters().deliveries;
   result_.installs = c.counters().installs;
   result_.crashes = c.counters().crashes;
+  result_.tickets = c.tickets();
+  result_.tickets_burned = c.tickets_burned();
   result_.actions = c.counters().actions;
   if (config_.verbose != nullptr) {
     *config_.verbose << "seed " << config_.seed << ": " << (result_.ok() ? "ok" : "VIOLATION")
@@ -1063,6 +1066,11 @@ std::string app_bug_names(const AppBugs& bugs) {
   return s;
 }
 
+bool uses_tickets(SimOrder order, uint64_t seed) noexcept {
+  if (order != SimOrder::kMixed) return order == SimOrder::kTickets;
+  return ((seed * 0x9e3779b97f4a7c15ULL) >> 63) != 0;  // half the seeds, by a hash of the seed
+}
+
 std::string replay_command(const SeedConfig& config) {
   std::string cmd = "build/tests/sim/cohort-sim --seed " + std::to_string(config.seed) + " --ops " +
                     std::to_string(config.ops) + " --members-max " +
@@ -1070,6 +1078,8 @@ std::string replay_command(const SeedConfig& config) {
   if (config.app == SimApp::kLock) cmd += " --app lock";
   if (config.app == SimApp::kCache) cmd += " --app cache";
   if (config.app == SimApp::kP2p) cmd += " --app p2p";
+  if (config.order == SimOrder::kSequencer) cmd += " --order sequencer";
+  if (config.order == SimOrder::kTickets) cmd += " --order tickets";
   std::string bugs = bug_names(config.bugs);
   const std::string app_bugs = app_bug_names(config.app_bugs);
   if (!app_bugs.empty()) bugs += (bugs.empty() ? "" : ",") + app_bugs;

@@ -19,6 +19,12 @@ namespace cohort::sim {
 // `--app p2p`), or the cooperative cache (cache_sim.h, `--app cache`).
 enum class SimApp : uint8_t { kCounter, kLock, kP2p, kCache };
 
+// How total order is made (types.h, TicketCounter): by the sequencer, by tickets, or each seed
+// one or the other (mixed: the seed's hash decides, drawing nothing from the seed's random
+// stream, so a seed that orders by the sequencer runs as it did before tickets existed).
+enum class SimOrder : uint8_t { kMixed, kSequencer, kTickets };
+bool uses_tickets(SimOrder order, uint64_t seed) noexcept;
+
 // Planted bugs of the application (the lock workload's mutation self-test); production code
 // never has them.
 struct AppBugs {
@@ -37,6 +43,7 @@ struct SeedConfig {
   membership::PlantedBugs bugs{};
   SimApp app = SimApp::kCounter;
   AppBugs app_bugs{};
+  SimOrder order = SimOrder::kMixed;
   std::ostream* verbose = nullptr;  // the faults drawn and done, views, violations
 };
 
@@ -83,6 +90,8 @@ struct SeedResult {
   uint64_t cache_stale_refused = 0;  // peer replies refused by the stamp check
   uint64_t cache_false_hits = 0;
   uint64_t cache_peer_failures = 0;
+  bool tickets = false;            // total order by tickets (SimOrder)
+  uint64_t tickets_burned = 0;     // gseqs taken by members that crashed before sending them
   uint64_t cache_peer_reads = 0;   // holders' values read in place
   uint64_t cache_ghost_reads = 0;  // of them, a crashed member's
   // The point-to-point workload (app p2p).

@@ -4,7 +4,8 @@
 //                 this member's read position in that peer's log, and where that peer may
 //                 start reading this member's log
 //   offset 4096   DoorbellPage (4 KiB): the owner's doorbell, a futex word its parked data
-//                 thread sleeps on and that writers of the logs it reads ring
+//                 thread sleeps on and that writers of the logs it reads ring; and the group's
+//                 order counter while the owner is its view's sequencer (TicketLine)
 //   offset 8192   the log: capacity bytes (a power of two) of 8-byte aligned records
 //
 // The owner maps its file read-write; peers map it read-only, except the doorbell page, which
@@ -26,8 +27,8 @@
 namespace cohort::transport::shm {
 
 inline constexpr uint64_t kFileMagic = 0x4d53545248434f43ull;  // "COHRTSM" + 'M', little-endian
-// 2: positions tagged, start grants; 3: the doorbell page before the log.
-inline constexpr uint32_t kLayoutVersion = 3;
+// 2: positions tagged, start grants; 3: the doorbell page before the log; 4: its ticket line.
+inline constexpr uint32_t kLayoutVersion = 4;
 inline constexpr size_t kControlPageBytes = 4096;
 inline constexpr size_t kDoorbellPageBytes = 4096;
 inline constexpr size_t kLogOffset = kControlPageBytes + kDoorbellPageBytes;
@@ -88,11 +89,23 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free);
 // doorbell"). `bell` is the event count of the owner's data thread (runtime/idle.h): the owner
 // alone announces and withdraws sleepers (waiters) and waits on epoch; a writer of a log the
 // owner reads bumps epoch and wakes it, after it committed records, when a sleeper announced.
+// The group's one-hop order counter (membership/protocol/types.h, TicketCounter) while the
+// owner is its view's sequencer: every member of the view takes its messages' gseqs here with a
+// compare-and-swap, so peers write it (the doorbell page is theirs to write). `owner` is the
+// owner's incarnation in the protocol (its member id's), stored before it joins: a peer takes
+// from the counter of the very process its view names, never from a later one in the same slot.
+struct alignas(kCacheLine) TicketLine {
+  std::atomic<uint64_t> word{0};  // membership::TicketWord: a view's tag and its next gseq
+  std::atomic<uint32_t> owner{0};
+};
+
 struct DoorbellPage {
   alignas(kCacheLine) WakeWord bell;
+  TicketLine tickets;
 };
 static_assert(sizeof(DoorbellPage) <= kDoorbellPageBytes);
 static_assert(offsetof(DoorbellPage, bell) == 0);
+static_assert(offsetof(DoorbellPage, tickets) == kCacheLine);
 
 // FNV-1a, 64 bits: a stable hash of the group name for the control page.
 inline uint64_t group_hash(const char* name) noexcept {

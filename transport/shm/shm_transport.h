@@ -78,6 +78,14 @@ class ShmTransport {
   // Otherwise one seq_cst fence, then one load per attached peer, and a futex system call only
   // for a peer that announced. Returns the number of peers woken.
   uint32_t ring_doorbells() noexcept;
+  // The ticket line (shm_layout.h) of `member`'s file: ours, or an attached peer's; nullptr when
+  // no file of that slot is mapped. A peer's stays valid until it is detached (try_attach_peers,
+  // declare_gone), on the data path's thread.
+  TicketLine* ticket_line(MemberId member) noexcept {
+    if (member == options_.self) return &own_doorbell_page()->tickets;
+    return member < kMaxMembers && peers_[member].bell != nullptr ? &peers_[member].bell->tickets
+                                                                  : nullptr;
+  }
   // Wakes sent by ring_doorbells(), since create(); for stats.
   uint64_t doorbell_wakes() const noexcept { return doorbell_wakes_; }
   // nullptr for self, for a peer not attached yet, and for a peer declared gone. The object
@@ -158,6 +166,9 @@ class ShmTransport {
   size_t map_bytes_ = 0;
   ControlPage* own_page_ = nullptr;
   WakeWord* own_bell_ = nullptr;
+  DoorbellPage* own_doorbell_page() noexcept {
+    return reinterpret_cast<DoorbellPage*>(own_map_ + kControlPageBytes);
+  }
   LogWriter publication_;
   uint64_t rung_position_ = 0;  // our log's position at the last ring_doorbells()
   uint64_t doorbell_wakes_ = 0;
