@@ -111,8 +111,10 @@ class GroupEngine {
 
   // From any thread: a message (or a leave) for the data core. From the data thread itself
   // (the one that calls poll(), outside a listener callback) a send goes straight to the
-  // Member: no queue, no copy into a slot; its record leaves at the next poll. From any other
-  // thread, or from inside a callback, it is queued.
+  // Member: no queue, no copy into a slot; its record is in the log when submit() returns if
+  // the poll cycle before had no send (a paced sender), else it leaves with the next poll, in
+  // one record with the cycle's other sends (append_early()). From any other thread, or from
+  // inside a callback, it is queued.
   SendResult submit(Mode mode, std::span<const std::byte> payload);
   void submit_leave();
   // From any thread: queues a point-to-point request (`id` is the caller's, unique among its
@@ -152,6 +154,7 @@ class GroupEngine {
   uint32_t drain_control_in(TimeNs now);
   void carry_out();
   bool try_append(std::span<const std::byte> record);
+  void append_early();
   void answer(const P2pMessage& m, bool failed);
   bool flush_appends();
   bool on_data_thread() const noexcept;
@@ -201,7 +204,10 @@ class GroupEngine {
   // there must not reach the Member, whose actions carry_out() is walking.
   std::atomic<std::thread::id> data_thread_{};
   bool carrying_out_ = false;
-  bool polling_ = false;  // inside poll(): a poll from a callback returns at once
+  bool polling_ = false;          // inside poll(): a poll from a callback returns at once
+  size_t early_appended_ = 0;     // leading actions append_early() carried out already
+  bool sent_this_cycle_ = false;  // the data thread tried a send since this poll began
+  bool sent_last_cycle_ = false;  // ... and in the cycle before it (append_early)
   // Submissions the data thread queued that are still in the ring: its next send must queue
   // behind them. (The ring cannot tell: its head may be another thread's slot, claimed and not
   // yet filled, with this thread's behind it.)

@@ -293,5 +293,57 @@ TEST(GroupSubmit, APollFromInsideACallbackDoesNothing) {
   ga->stop();
 }
 
+// A send the data thread makes after a poll cycle without sends is in the log when send()
+// returns (GroupEngine::append_early): the other member, on its own thread, delivers it while
+// this member does not poll at all. Later sends before the next poll join one batch that
+// leaves with that poll, so a burst is not a record per message.
+struct Tagged final : ViewCount {
+  std::mutex mu;
+  std::vector<uint64_t> tags;
+  void on_deliver(const Message& m) override {
+    if (m.bytes.size() != 8) return;
+    uint64_t tag = 0;
+    std::memcpy(&tag, m.bytes.data(), 8);
+    std::lock_guard<std::mutex> g(mu);
+    tags.push_back(tag);
+  }
+  std::vector<uint64_t> seen() {
+    std::lock_guard<std::mutex> g(mu);
+    return tags;
+  }
+};
+
+TEST(GroupSubmit, AQuietDataThreadsSendLeavesBeforeItsNextPoll) {
+  test_support::ShmFolder folder("submit-early");
+  ASSERT_FALSE(folder.path.empty());
+  Tagged a, b;
+  std::unique_ptr<Group> ga, gb;
+  ASSERT_NO_FATAL_FAILURE(open_polled_pair(folder, "early", &a, &b, &ga, &gb));
+  Group& member = *gb;  // polled by this thread: its data thread
+  const auto send = [&](uint64_t tag) {
+    std::byte bytes[8];
+    std::memcpy(bytes, &tag, 8);
+    return member.send(bytes, DeliveryMode::kTotal);
+  };
+  for (uint64_t round = 0; round < 3; ++round) {
+    for (int i = 0; i < 3; ++i) member.poll();  // a cycle without sends
+    const uint64_t first = round * 100;
+    ASSERT_EQ(send(first), SendStatus::kOk);
+    for (uint64_t k = 1; k < 50; ++k) ASSERT_EQ(send(first + k), SendStatus::kOk);
+    // No poll here: the first message must reach member a by itself, the rest must not.
+    ASSERT_TRUE(test_support::eventually([&] { return a.seen().size() == round * 50 + 1; }))
+        << "round " << round << ": a delivered " << a.seen().size();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_EQ(a.seen().size(), round * 50 + 1) << "the burst left before the poll";
+    EXPECT_EQ(a.seen().back(), first);
+    ASSERT_TRUE(poll_until(member, [&] { return a.seen().size() == (round + 1) * 50; }));
+  }
+  const std::vector<uint64_t> at_a = a.seen();
+  ASSERT_TRUE(poll_until(member, [&] { return b.seen().size() == at_a.size(); }));
+  EXPECT_EQ(b.seen(), at_a);  // one order at both members, the sender's
+  for (size_t i = 0; i < at_a.size(); ++i) EXPECT_EQ(at_a[i], i / 50 * 100 + i % 50);
+  ga->stop();
+}
+
 }  // namespace
 }  // namespace cohort
