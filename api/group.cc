@@ -83,6 +83,7 @@ Result<std::unique_ptr<membership::EngineTransport>> make_transport(const GroupO
     so.self = o.node;
     so.members = o.slots;
     so.log_bytes = o.log_bytes;
+    so.tickets = o.order != "sequencer";
     return membership::make_shm_engine_transport(so);
   }
   if (!datagrams) {
@@ -350,6 +351,16 @@ Result<std::unique_ptr<Group>> Group::create(const GroupOptions& options, GroupL
     return Error(Errc::kInvalidArgument,
                  "group: threading '" + options.threading + "' is not shared, dedicated or auto");
   }
+  if (options.order == "tickets" && options.transport != "shm") {
+    return Error(Errc::kInvalidArgument,
+                 "group: order 'tickets' needs the shm transport (a counter in shared memory); "
+                 "use order 'auto' or 'sequencer' over " +
+                     options.transport);
+  }
+  if (options.order != "auto" && options.order != "tickets" && options.order != "sequencer") {
+    return Error(Errc::kInvalidArgument,
+                 "group: order '" + options.order + "' is not tickets, sequencer or auto");
+  }
   auto transport = make_transport(options);
   if (!transport.ok()) return std::move(transport).error();
   membership::EngineOptions eo;
@@ -361,16 +372,6 @@ Result<std::unique_ptr<Group>> Group::create(const GroupOptions& options, GroupL
                  "group: suspect_timeout_us must be at least twice heartbeat_interval_us");
   }
   eo.bootstrap = options.bootstrap;
-  if (options.order == "tickets" && options.transport != "shm") {
-    return Error(Errc::kInvalidArgument,
-                 "group: order 'tickets' needs the shm transport (a counter in shared memory); "
-                 "use order 'auto' or 'sequencer' over " +
-                     options.transport);
-  }
-  if (options.order != "auto" && options.order != "tickets" && options.order != "sequencer") {
-    return Error(Errc::kInvalidArgument,
-                 "group: order '" + options.order + "' is not tickets, sequencer or auto");
-  }
   eo.tickets = options.order != "sequencer";
 
   auto impl = std::make_unique<Impl>();

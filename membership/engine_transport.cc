@@ -29,6 +29,7 @@ class ShmEngineTransport final : public EngineTransport, public TicketCounter {
 
   // Tickets: the counter is the ticket line of the view's sequencer's file (shm_layout.h).
   TicketCounter* ticket_counter(uint32_t incarnation) noexcept override {
+    if (!t_->tickets()) return nullptr;  // ShmOptions::tickets: this member orders by sequencer
     // Release: a peer that reads this owner reads it from a file whose counter is ours.
     t_->ticket_line(t_->self())->owner.store(incarnation, std::memory_order_release);
     return this;
@@ -118,6 +119,8 @@ class ShmEngineTransport final : public EngineTransport, public TicketCounter {
            " doorbell_wakes=" + std::to_string(t_->doorbell_wakes());
   }
 
+  const transport::shm::ShmTransport& shm() const noexcept { return *t_; }
+
  private:
   // The sequencer's line, if the file mapped for its slot is that very process's.
   transport::shm::TicketLine* line_of(Uid sequencer) noexcept {
@@ -140,6 +143,20 @@ Result<std::unique_ptr<EngineTransport>> make_shm_engine_transport(
   if (!t.ok()) return std::move(t).error();
   auto out = std::make_unique<ShmEngineTransport>(std::move(*t));
   (void)out->maintain(0);  // attach whoever is there already
+  // Every member of a group orders alike: a member that takes tickets from a sequencer that
+  // does not keep them would wait for ever, and each side would count the other's DATA as
+  // malformed. (Two members started together with different orders may both miss this.)
+  const auto order_name = [](bool tickets) { return tickets ? "tickets" : "the sequencer"; };
+  for (NodeId n = 0; n < options.members; ++n) {
+    const int peer = n == options.self ? -1 : out->shm().peer_tickets(n);
+    if (peer < 0 || (peer == 1) == options.tickets) continue;
+    return Error(Errc::kInvalidArgument,
+                 "shm: member " + std::to_string(n) + " of group '" + options.group +
+                     "' orders by " + order_name(peer == 1) + " and this member by " +
+                     order_name(options.tickets) +
+                     "; every member of a group must choose the same order (GroupOptions::order, "
+                     "cohort node --order)");
+  }
   return std::unique_ptr<EngineTransport>(std::move(out));
 }
 

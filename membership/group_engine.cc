@@ -250,9 +250,9 @@ uint32_t GroupEngine::poll_control_core() {
 
 // Hands queued submissions to the Member, in order. Back-pressure reaches the submitters: while
 // records wait for room in the log, or the Member answers a send kFull (it holds
-// max_pending_sends while wedged), nothing more is taken, the ring fills, and submit() says
-// kFull. A send the Member refused for kFull stays at the head (held_) and is offered again
-// next poll: a message submit() accepted is never dropped here.
+// max_pending_sends while wedged or waiting for tickets), nothing more is taken, the ring fills,
+// and submit() says kFull. A send the Member refused for kFull stays at the head (held_) and is
+// offered again next poll: a message submit() accepted is never dropped here.
 uint32_t GroupEngine::drain_submissions(TimeNs now) {
   uint32_t done = 0;
   while (done < kDrainBurst && pending_appends_.empty()) {
@@ -399,6 +399,7 @@ bool GroupEngine::flush_appends() {
     if (!try_append(pending_appends_.front())) return false;
     pending_appends_.pop_front();
   }
+  member_->set_log_backlog(false);
   return true;
 }
 
@@ -415,6 +416,7 @@ void GroupEngine::carry_out() {
         // Straight into the log, unless earlier records wait for room (order is kept).
         if (pending_appends_.empty() && try_append(a.bytes)) break;
         pending_appends_.emplace_back(a.bytes.begin(), a.bytes.end());
+        member_->set_log_backlog(true);
         break;
       case ActionKind::kSend: send_control(a.to, a.bytes); break;
       case ActionKind::kDeliver:

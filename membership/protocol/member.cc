@@ -481,7 +481,9 @@ bool Member::Impl::try_append(Mode mode, std::span<const std::byte> payload) {
   ViewData& v = *cur;
   uint64_t gseq = 0;
   if (config.tickets != nullptr) {
-    gseq = config.tickets->take(v.view.members[0], v.view.id, stable(v) + kTicketWindow);
+    gseq = log_backlog
+               ? 0
+               : config.tickets->take(v.view.members[0], v.view.id, stable(v) + kTicketWindow);
     if (gseq == 0) {
       ++counters.ticket_waits;
       return false;
@@ -610,6 +612,7 @@ void Member::leave(TimeNs now) {
   }
   m.leaving = true;
   m.leave_sent_ns = 0;
+  m.leave_asked_ns = now;
   m.tick_view();
   m.run_loopback();
 }
@@ -713,6 +716,10 @@ void Member::end_burst(TimeNs now) {
     v.ack_sent = v.held;
     m.append_record(RecordKind::kAck, v.view.id, [&](Writer& w) { w.u64(v.held); });
   }
+}
+
+void Member::set_log_backlog(bool backlog) noexcept {
+  impl_->log_backlog = backlog;
 }
 
 void Member::snapshot_taken(ViewId view, std::span<const std::byte> snapshot) {

@@ -101,7 +101,8 @@ enum class MemberState : uint8_t {
 const char* member_state_name(MemberState state) noexcept;
 
 enum class SendResult : uint8_t {
-  kOk,         // appended, or held for the next view while wedged
+  kOk,         // appended, or held: for the next view while wedged, or (tickets) until a
+               // ticket can be taken
   kFull,       // max_pending_sends held already: back off
   kTooLarge,   // over max_payload_bytes
   kNotMember,  // joining, left or removed (send_request: or the target is not in the view)
@@ -177,6 +178,10 @@ class Member {
   // member there is suspected now rather than after the heartbeat timeout.
   void peer_failed(NodeId node, TimeNs now);
   void end_burst(TimeNs now);
+  // The driver holds appended records back because its log is full (back-pressure). With
+  // tickets no gseq is taken meanwhile: a gseq whose DATA waits for room is a hole that stops
+  // every member's total-order delivery, not only this sender's (NOTES.md, "Tickets").
+  void set_log_backlog(bool backlog) noexcept;
   void snapshot_taken(ViewId view, std::span<const std::byte> snapshot);
 
   std::span<const Action> actions() const noexcept;

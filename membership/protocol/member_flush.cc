@@ -108,7 +108,13 @@ void Member::Impl::tick_view() {
     become_final(MemberState::kLeft);
     return;
   }
-  if (leaving && now >= leave_sent_ns + config.retry_interval_ns) {
+  // A leaver's accepted sends go out before it asks to leave, so that they are in the cut: with
+  // tickets a send may wait while the member is active (no ticket to take yet). Not for ever:
+  // past the suspect timeout it leaves without them, as a removed member would (found by
+  // helper-24's review: 20 sends answered kOk were never delivered).
+  const bool sends_wait =
+      active() && !pending_sends.empty() && now < leave_asked_ns + config.suspect_timeout_ns;
+  if (leaving && !sends_wait && now >= leave_sent_ns + config.retry_interval_ns) {
     leave_sent_ns = now;
     send_control(v.view.members[leader_rank()].node, ControlKind::kLeave, [](Writer&) {});
   }

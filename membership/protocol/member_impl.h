@@ -150,6 +150,8 @@ struct Member::Impl {
   TimeNs join_sent_ns = 0;
   bool leaving = false;
   TimeNs leave_sent_ns = 0;
+  TimeNs leave_asked_ns = 0;  // when leave() was called
+  bool log_backlog = false;   // Member::set_log_backlog
   bool restored = true;
   ViewId first_view = 0;
   std::vector<Uid> snap_sources;   // members of the first view: old ones first, then joiners

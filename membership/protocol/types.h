@@ -128,8 +128,9 @@ struct ProtocolConfig {
   TimeNs suspect_timeout_ns = 100'000'000;    // 100 ms without hearing from a member
   TimeNs retry_interval_ns = 20'000'000;      // resend of unanswered view-change messages
   TimeNs join_retry_ns = 50'000'000;          // a joiner asks again
-  uint32_t max_pending_sends = 4096;          // application sends held while wedged
-  uint32_t max_payload_bytes = 4096;          // one message; larger is refused by send()
+  uint32_t max_pending_sends = 4096;  // application sends held while wedged (or, with tickets,
+                                      // waiting for a ticket)
+  uint32_t max_payload_bytes = 4096;  // one message; larger is refused by send()
   // The largest record the member's log takes (the engine sets it from the transport): a DATA
   // batch closes before it would grow past it, and a message that cannot fit in a record of its
   // own is refused by send() (kTooLarge) rather than by the log.

@@ -33,8 +33,8 @@ struct TempDir {
 
 TEST(ShmTickets, MembersTakeFromTheSequencersCounterOnly) {
   TempDir d;
-  auto a = make_shm_engine_transport(transport::shm::ShmOptions{d.path, "g", 0, 2, 64 << 10});
-  auto b = make_shm_engine_transport(transport::shm::ShmOptions{d.path, "g", 1, 2, 64 << 10});
+  auto a = make_shm_engine_transport(transport::shm::ShmOptions{d.path, "g", 0, 2, 64 << 10, true});
+  auto b = make_shm_engine_transport(transport::shm::ShmOptions{d.path, "g", 1, 2, 64 << 10, true});
   ASSERT_TRUE(a.ok() && b.ok());
   for (int i = 0; i < 100; ++i) {  // each attaches the other's file
     (void)(*a)->maintain(0);
@@ -62,6 +62,25 @@ TEST(ShmTickets, MembersTakeFromTheSequencersCounterOnly) {
   EXPECT_EQ(tb->take(seq, 2, 100), 1U);
   tb->open(seq, 2);  // opening again restarts nothing
   EXPECT_EQ(ta->take(seq, 2, 100), 2U);
+}
+
+TEST(ShmTickets, AMemberOfTheOtherOrderIsRefusedNamingTheFix) {
+  TempDir d;
+  auto a = make_shm_engine_transport(transport::shm::ShmOptions{d.path, "g", 0, 2, 64 << 10, true});
+  ASSERT_TRUE(a.ok());
+  auto b =
+      make_shm_engine_transport(transport::shm::ShmOptions{d.path, "g", 1, 2, 64 << 10, false});
+  ASSERT_FALSE(b.ok());
+  const std::string m = b.error().message();
+  EXPECT_NE(m.find("member 0 of group 'g' orders by tickets and this member by the sequencer"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("--order"), std::string::npos) << m;
+  // A member ordered by the sequencer has no counter to offer.
+  auto c = make_shm_engine_transport(transport::shm::ShmOptions{d.path + "2", "g", 0, 2, 64 << 10});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ((*c)->ticket_counter(3), nullptr);
+  std::filesystem::remove_all(d.path + "2");
 }
 
 }  // namespace

@@ -27,8 +27,9 @@
 namespace cohort::transport::shm {
 
 inline constexpr uint64_t kFileMagic = 0x4d53545248434f43ull;  // "COHRTSM" + 'M', little-endian
-// 2: positions tagged, start grants; 3: the doorbell page before the log; 4: its ticket line.
-inline constexpr uint32_t kLayoutVersion = 4;
+// 2: positions tagged, start grants; 3: the doorbell page before the log; 4: its ticket line;
+// 5: the line says whether its owner orders by tickets.
+inline constexpr uint32_t kLayoutVersion = 5;
 inline constexpr size_t kControlPageBytes = 4096;
 inline constexpr size_t kDoorbellPageBytes = 4096;
 inline constexpr size_t kLogOffset = kControlPageBytes + kDoorbellPageBytes;
@@ -97,6 +98,7 @@ static_assert(std::atomic<uint32_t>::is_always_lock_free);
 struct alignas(kCacheLine) TicketLine {
   std::atomic<uint64_t> word{0};  // membership::TicketWord: a view's tag and its next gseq
   std::atomic<uint32_t> owner{0};
+  uint32_t uses_tickets = 0;  // ShmOptions::tickets, written before the file is published
 };
 
 struct DoorbellPage {

@@ -194,7 +194,9 @@ Status ShmTransport::create_own_file() {
   own_page_->pid = getpid();
   own_page_->log_capacity = options_.log_bytes;
   own_page_->open_from_zero.store(1, std::memory_order_relaxed);  // published by the release below
-  own_bell_ = &(new (own_map_ + kControlPageBytes) DoorbellPage())->bell;  // zero: nobody parked
+  DoorbellPage* bell_page = new (own_map_ + kControlPageBytes) DoorbellPage();  // nobody parked
+  bell_page->tickets.uses_tickets = options_.tickets ? 1 : 0;
+  own_bell_ = &bell_page->bell;
   // release: pairs with the acquire load of state in map_peer_file(); the fields above first.
   own_page_->state.store(kStateActive, std::memory_order_release);
   publication_ = LogWriter(own_map_ + kLogOffset, options_.log_bytes, &own_page_->committed);

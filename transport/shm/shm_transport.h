@@ -34,6 +34,10 @@ struct ShmOptions {
   MemberId self = 0;
   uint32_t members = 0;             // slots: member ids 0..members-1, any of them may be empty
   uint64_t log_bytes = 8ull << 20;  // a power of two, 64 KiB..1 GiB
+  // The member orders by tickets (membership: TicketCounter): its ticket line is the group's
+  // counter while it is a view's sequencer. Written in its file, so that a member started with
+  // the other order can refuse to join (every member of a group must choose alike).
+  bool tickets = false;
 };
 
 // The default runtime directory for this user.
@@ -78,6 +82,13 @@ class ShmTransport {
   // Otherwise one seq_cst fence, then one load per attached peer, and a futex system call only
   // for a peer that announced. Returns the number of peers woken.
   uint32_t ring_doorbells() noexcept;
+  // Whether the attached file of `member` orders by tickets (ShmOptions::tickets): 1 or 0; -1
+  // when no file of that slot is attached.
+  int peer_tickets(MemberId member) const noexcept {
+    if (member >= kMaxMembers || peers_[member].bell == nullptr) return -1;
+    return peers_[member].bell->tickets.uses_tickets != 0 ? 1 : 0;
+  }
+  bool tickets() const noexcept { return options_.tickets; }
   // The ticket line (shm_layout.h) of `member`'s file: ours, or an attached peer's; nullptr when
   // no file of that slot is mapped. A peer's stays valid until it is detached (try_attach_peers,
   // declare_gone), on the data path's thread.
