@@ -638,10 +638,14 @@ TEST(GroupProcesses, sigkill_member_midstream) {
   expect_clean_ends(r, 3, {2});
 }
 
-// The sequencer (rank 0 of the view: the oldest member, the founder n0) killed mid-stream.
-TEST(GroupProcesses, sigkill_sequencer_midstream) {
-  CaseRun run({{node(0, true, 1000, "total", 3500), node(1, false, 1000, "total", 3500),
-                node(2, false, 1000, "total", 3500)},
+// The sequencer (rank 0 of the view: the oldest member, the founder n0) killed mid-stream, with
+// every member ordering by `order` (tickets: the counter was in the dead sequencer's file).
+void sequencer_killed_midstream(const char* order) {
+  std::vector<MemberSpec> members = {node(0, true, 1000, "total", 3500),
+                                     node(1, false, 1000, "total", 3500),
+                                     node(2, false, 1000, "total", 3500)};
+  for (MemberSpec& m : members) m.args.insert(m.args.end(), {"--order", order});
+  CaseRun run({std::move(members),
                {start(0), wait_view(0, 1), start(1), start(2), wait_view(0, 3), wait_view(1, 3),
                 wait_view(2, 3), sleep_ms(1000), kill_hard(0), wait_view(1, 2, 5000),
                 wait_view(2, 2, 5000)}});
@@ -661,6 +665,16 @@ TEST(GroupProcesses, sigkill_sequencer_midstream) {
   EXPECT_TRUE(after.count == 2 && after.members[0] == last.members[1])
       << "view " << after.id << " does not have the oldest survivor at rank 0";
   expect_clean_ends(r, 3, {0});
+}
+
+TEST(GroupProcesses, sigkill_sequencer_midstream) {
+  sequencer_killed_midstream("auto");
+}
+
+// The same with the two-hop order (the sequencer orders the others' messages; the default on
+// udp, dpdk and rdma), so that path keeps a real-process case over shm too.
+TEST(GroupProcesses, sigkill_sequencer_midstream_sequencer_order) {
+  sequencer_killed_midstream("sequencer");
 }
 
 // A member stopped (SIGSTOP) for ten suspect timeouts is removed; on SIGCONT it finds itself
