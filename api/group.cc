@@ -175,7 +175,7 @@ struct Group::Impl final : membership::EngineListener {
 
   // The data core's counters for stats(), copied every 10 ms (they are its own, not atomic).
   std::atomic<uint64_t> records_malformed{0}, control_malformed{0}, dropped_stale{0}, relayed{0},
-      polls{0}, idle_polls{0}, sent_inline{0};
+      polls{0}, idle_polls{0}, sent_inline{0}, ticket_waits{0};
 
   StatsPage* page = nullptr;
   std::string page_path;
@@ -235,6 +235,7 @@ struct Group::Impl final : membership::EngineListener {
     polls.store(ec.polls, r);
     idle_polls.store(ec.idle_polls, r);
     sent_inline.store(ec.sends_inline, r);
+    ticket_waits.store(mc.ticket_waits, r);
   }
 
   void publish(uint64_t now) {
@@ -497,6 +498,7 @@ GroupStats Group::stats() const noexcept {
   s.polls = impl_->polls.load(std::memory_order_relaxed);
   s.idle_polls = impl_->idle_polls.load(std::memory_order_relaxed);
   s.sent_inline = impl_->sent_inline.load(std::memory_order_relaxed);
+  s.ticket_waits = impl_->ticket_waits.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -545,19 +545,20 @@ int run_node(const NodeOptions& o) {
     app.log_stop(g->self());
     s = g->stats();
   }
-  std::printf(
-      "stats node=%u sent=%" PRIu64 " full=%" PRIu64 " delivered=%" PRIu64 " bytes=%" PRIu64
-      " views=%" PRIu64 " elapsed_ms=%" PRIu64 " lat_n=%" PRIu64 " polls=%" PRIu64
-      " idle_polls=%" PRIu64 " p50_us=%.3f p99_us=%.1f p999_us=%.1f max_us=%.1f rate_per_s=%.0f\n",
-      o.node, sent, full, s.delivered, s.delivered_bytes, s.view_changes, elapsed_ns / 1'000'000,
-      app.latency_.count(), s.polls, s.idle_polls,
-      static_cast<double>(app.latency_.value_at_percentile(50)) / 1e3,
-      static_cast<double>(app.latency_.value_at_percentile(99)) / 1e3,
-      static_cast<double>(app.latency_.value_at_percentile(99.9)) / 1e3,
-      static_cast<double>(app.latency_.max()) / 1e3,
-      app.last_ns_ > app.first_ns_ ? static_cast<double>(app.last_count_ - app.first_count_) * 1e9 /
-                                         static_cast<double>(app.last_ns_ - app.first_ns_)
-                                   : 0.0);
+  std::printf("stats node=%u sent=%" PRIu64 " full=%" PRIu64 " delivered=%" PRIu64 " bytes=%" PRIu64
+              " views=%" PRIu64 " elapsed_ms=%" PRIu64 " lat_n=%" PRIu64 " polls=%" PRIu64
+              " idle_polls=%" PRIu64 " ticket_waits=%" PRIu64
+              " p50_us=%.3f p99_us=%.1f p999_us=%.1f max_us=%.1f rate_per_s=%.0f\n",
+              o.node, sent, full, s.delivered, s.delivered_bytes, s.view_changes,
+              elapsed_ns / 1'000'000, app.latency_.count(), s.polls, s.idle_polls, s.ticket_waits,
+              static_cast<double>(app.latency_.value_at_percentile(50)) / 1e3,
+              static_cast<double>(app.latency_.value_at_percentile(99)) / 1e3,
+              static_cast<double>(app.latency_.value_at_percentile(99.9)) / 1e3,
+              static_cast<double>(app.latency_.max()) / 1e3,
+              app.last_ns_ > app.first_ns_
+                  ? static_cast<double>(app.last_count_ - app.first_count_) * 1e9 /
+                        static_cast<double>(app.last_ns_ - app.first_ns_)
+                  : 0.0);
   std::printf("state node=%u count=%" PRIu64 " hash=%016" PRIx64 "\n", o.node, app.count_,
               app.sum_);
   std::fflush(stdout);

@@ -192,7 +192,7 @@ enum class SendStatus : uint8_t {
 };
 
 // sent, delivered, views and requests are counted as they happen; the data core's counters
-// (records_malformed .. sent_inline) are copied every 10 ms.
+// (records_malformed .. ticket_waits) are copied every 10 ms.
 struct GroupStats {
   uint64_t sent = 0;
   uint64_t delivered = 0;
@@ -210,6 +210,10 @@ struct GroupStats {
   uint64_t requests_received = 0;  // on_request calls
   uint64_t replies_received = 0;   // on_reply calls, kPeerLeft included
   uint64_t sent_inline = 0;        // of sent: sends the data thread made with no queue between
+  // Order by tickets (GroupOptions::order): times a send found no ticket to take and waited (a
+  // view not open yet, the window past the stable point full, the log full). Rising while
+  // deliveries stall: a member took a ticket and has not sent it (it is being removed).
+  uint64_t ticket_waits = 0;
 };
 
 class Group {
