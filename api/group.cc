@@ -373,7 +373,6 @@ Result<std::unique_ptr<Group>> Group::create(const GroupOptions& options, GroupL
                  "group: suspect_timeout_us must be at least twice heartbeat_interval_us");
   }
   eo.bootstrap = options.bootstrap;
-  eo.tickets = options.order != "sequencer";
 
   auto impl = std::make_unique<Impl>();
   impl->app = listener;

@@ -51,10 +51,10 @@ class ShmEngineTransport final : public EngineTransport, public TicketCounter {
     if (line == nullptr) return 0;
     uint64_t word = line->word.load(std::memory_order_relaxed);
     for (;;) {
-      if (!TicketWord::at(word, view) || TicketWord::gseq(word) > limit) return 0;
-      if (line->word.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel,
-                                           std::memory_order_relaxed)) {
-        return TicketWord::gseq(word);
+      const uint64_t gseq = TicketWord::next(word, view, limit);
+      if (gseq == 0 || line->word.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel,
+                                                        std::memory_order_relaxed)) {
+        return gseq;
       }
     }
   }

@@ -94,7 +94,9 @@ Status GroupEngine::setup() {
   // The Member keeps every record it writes within what this log takes (DATA batches close
   // before; a message too large for a record of its own is refused at send()).
   options_.protocol.max_record_bytes = transport_->publication().max_record_bytes();
-  options_.protocol.tickets = options_.tickets ? transport_->ticket_counter(incarnation) : nullptr;
+  // One-hop total order where the transport keeps a counter (shm, unless told otherwise:
+  // ShmOptions::tickets); the sequencer orders elsewhere.
+  options_.protocol.tickets = transport_->ticket_counter(incarnation);
   member_ = std::make_unique<Member>(options_.protocol, Uid{self_, incarnation}, nodes_);
   const TimeNs now = now_ns();
   if (options_.bootstrap) {

@@ -62,9 +62,6 @@ struct EngineOptions {
   bool dedicated = false;  // a control thread calls poll_control_core() (see above)
   bool bootstrap = false;
   uint32_t incarnation = 0;  // 0: chosen from the clock, higher than any earlier one here
-  // One-hop total order where the transport has a shared counter (shm): protocol/types.h,
-  // TicketCounter. Every member of a group must choose alike.
-  bool tickets = true;
 };
 
 struct EngineCounters {

@@ -115,6 +115,11 @@ struct TicketWord {
     return word != 0 && static_cast<uint16_t>(word >> 48) == tag(view);
   }
   static uint64_t gseq(uint64_t word) noexcept { return word & kGseqMask; }
+  // The gseq a take at `view` within `limit` gets from `word` (the word then becomes word + 1),
+  // or 0 when it gets none.
+  static uint64_t next(uint64_t word, ViewId view, uint64_t limit) noexcept {
+    return at(word, view) && gseq(word) <= limit ? gseq(word) : 0;
+  }
 };
 
 // How many gseqs past the stable point a sender may take a ticket: a member that took one and

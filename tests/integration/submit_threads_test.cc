@@ -69,26 +69,31 @@ void open_polled_pair(const test_support::ShmFolder& folder, const std::string& 
   ASSERT_TRUE(poll_until(**b, [&] { return la->members == 2 && lb->members == 2; }));
 }
 
-struct Counting final : ViewCount {
+// The 8-byte tags of the messages delivered here, in delivery order.
+struct Tagged final : ViewCount {
   std::mutex mu;
-  std::multiset<uint64_t> ids;
+  std::vector<uint64_t> tags;
   void on_deliver(const Message& m) override {
     if (m.bytes.size() != 8) return;
-    uint64_t id = 0;
-    std::memcpy(&id, m.bytes.data(), 8);
+    uint64_t tag = 0;
+    std::memcpy(&tag, m.bytes.data(), 8);
     std::lock_guard<std::mutex> g(mu);
-    ids.insert(id);
+    tags.push_back(tag);
+  }
+  std::vector<uint64_t> seen() {
+    std::lock_guard<std::mutex> g(mu);
+    return tags;
   }
   size_t count() {
     std::lock_guard<std::mutex> g(mu);
-    return ids.size();
+    return tags.size();
   }
 };
 
 TEST(GroupSubmit, ManyThreadsSendAtOnceAndEverySendIsDeliveredOnce) {
   test_support::ShmFolder folder("submit");
   ASSERT_FALSE(folder.path.empty());
-  Counting a, b;
+  Tagged a, b;
   std::unique_ptr<Group> ga, gb;
   ASSERT_NO_FATAL_FAILURE(open_pair(folder, "submit", &a, &b, &ga, &gb));
   ASSERT_TRUE(gb->start().ok());
@@ -122,7 +127,7 @@ TEST(GroupSubmit, ManyThreadsSendAtOnceAndEverySendIsDeliveredOnce) {
       std::chrono::milliseconds(30'000)))
       << "delivered " << a.count() << " and " << b.count() << " of " << accepted.load();
   std::lock_guard<std::mutex> g(a.mu);
-  EXPECT_EQ(std::set<uint64_t>(a.ids.begin(), a.ids.end()).size(), a.ids.size())
+  EXPECT_EQ(std::set<uint64_t>(a.tags.begin(), a.tags.end()).size(), a.tags.size())
       << "a message delivered twice";
   gb->stop();
   ga->stop();
@@ -297,22 +302,6 @@ TEST(GroupSubmit, APollFromInsideACallbackDoesNothing) {
 // returns (GroupEngine::append_early): the other member, on its own thread, delivers it while
 // this member does not poll at all. Later sends before the next poll join one batch that
 // leaves with that poll, so a burst is not a record per message.
-struct Tagged final : ViewCount {
-  std::mutex mu;
-  std::vector<uint64_t> tags;
-  void on_deliver(const Message& m) override {
-    if (m.bytes.size() != 8) return;
-    uint64_t tag = 0;
-    std::memcpy(&tag, m.bytes.data(), 8);
-    std::lock_guard<std::mutex> g(mu);
-    tags.push_back(tag);
-  }
-  std::vector<uint64_t> seen() {
-    std::lock_guard<std::mutex> g(mu);
-    return tags;
-  }
-};
-
 TEST(GroupSubmit, AQuietDataThreadsSendLeavesBeforeItsNextPoll) {
   test_support::ShmFolder folder("submit-early");
   ASSERT_FALSE(folder.path.empty());

@@ -134,17 +134,16 @@ void Cluster::start(NodeId node, bool founder) {
   drain(node);
 }
 
-void Cluster::SimTickets::open(Uid sequencer, ViewId view) noexcept {
+void SimTickets::open(Uid sequencer, ViewId view) noexcept {
   uint64_t& word = words_[sequencer.key()];
   if (membership::TicketWord::may_open(word, view)) word = membership::TicketWord::opened(view);
 }
 
-uint64_t Cluster::SimTickets::take(Uid sequencer, ViewId view, uint64_t limit) noexcept {
+uint64_t SimTickets::take(Uid sequencer, ViewId view, uint64_t limit) noexcept {
   uint64_t& word = words_[sequencer.key()];
-  if (!membership::TicketWord::at(word, view) || membership::TicketWord::gseq(word) > limit) {
-    return 0;
-  }
-  return membership::TicketWord::gseq(word++);
+  const uint64_t gseq = membership::TicketWord::next(word, view, limit);
+  if (gseq != 0) ++word;
+  return gseq;
 }
 
 void Cluster::crash(NodeId node) {

@@ -67,6 +67,18 @@ class AppHooks {
   }
 };
 
+// Ticket counters (membership/protocol/types.h, TicketCounter) in this process, one per
+// Uid::key() of the process whose file would hold it, as the engine's live in each process's
+// shm file. Cluster::use_tickets() gives its members one.
+class SimTickets : public membership::TicketCounter {
+ public:
+  void open(Uid sequencer, ViewId view) noexcept override;
+  uint64_t take(Uid sequencer, ViewId view, uint64_t limit) noexcept override;
+
+ private:
+  std::map<uint64_t, uint64_t> words_;
+};
+
 class Cluster {
  public:
   struct Counters {
@@ -195,16 +207,6 @@ class Cluster {
   void collect_coverage(const Member& m) noexcept;
   void hash(uint64_t word) noexcept;
   void hash(std::span<const std::byte> bytes) noexcept;
-
-  // The counters of use_tickets(), by Uid::key() of the process whose file holds each.
-  class SimTickets : public membership::TicketCounter {
-   public:
-    void open(Uid sequencer, ViewId view) noexcept override;
-    uint64_t take(Uid sequencer, ViewId view, uint64_t limit) noexcept override;
-
-   private:
-    std::map<uint64_t, uint64_t> words_;
-  };
 
   ProtocolConfig config_;
   SimTickets tickets_;

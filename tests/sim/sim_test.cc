@@ -142,19 +142,10 @@ INSTANTIATE_TEST_SUITE_P(Sim, LongView, ::testing::Bool(),
 // go out before its LEAVE, so they are in the cut and every member delivers them. (Found by
 // review: LEAVE went at once, and the install that removed the leaver dropped them.)
 TEST(Sim, ALeaversWaitingSendsAreDeliveredBeforeItLeaves) {
-  struct Freezable : membership::TicketCounter {
-    std::map<uint64_t, uint64_t> words;
+  struct Freezable : SimTickets {  // gives no ticket while frozen
     bool frozen = false;
-    void open(Uid s, ViewId v) noexcept override {
-      uint64_t& w = words[s.key()];
-      if (membership::TicketWord::may_open(w, v)) w = membership::TicketWord::opened(v);
-    }
     uint64_t take(Uid s, ViewId v, uint64_t limit) noexcept override {
-      uint64_t& w = words[s.key()];
-      if (frozen || !membership::TicketWord::at(w, v) || membership::TicketWord::gseq(w) > limit) {
-        return 0;
-      }
-      return membership::TicketWord::gseq(w++);
+      return frozen ? 0 : SimTickets::take(s, v, limit);
     }
   };
   struct Count : AppHooks {
