@@ -260,6 +260,7 @@ struct Group::Impl final : membership::EngineListener {
     page->control_stale.store(mc.control_dropped_stale, r);
     page->control_send_failed.store(ec.control_send_failed, r);
     page->append_backpressure.store(ec.append_backpressure, r);
+    page->ticket_waits.store(mc.ticket_waits, r);
     page->rounds.store(as.rounds, r);
     page->busy_rounds.store(as.busy_rounds, r);
     if (control_agent) {

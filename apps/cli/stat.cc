@@ -59,10 +59,11 @@ int print_once(const std::string& folder) {
                     p->delivered_bytes.load(r), p->relayed.load(r), drops, idle);
         std::printf("%-12s drops: records malformed %" PRIu64 ", stale %" PRIu64
                     "; control malformed %" PRIu64 ", stale %" PRIu64 ", send failed %" PRIu64
-                    "; log backpressure %" PRIu64 "\n",
+                    "; waits: log backpressure %" PRIu64 ", ticket %" PRIu64 "\n",
                     "", p->records_malformed.load(r), p->records_stale.load(r),
                     p->control_malformed.load(r), p->control_stale.load(r),
-                    p->control_send_failed.load(r), p->append_backpressure.load(r));
+                    p->control_send_failed.load(r), p->append_backpressure.load(r),
+                    p->ticket_waits.load(r));
         if (control_rounds != 0) {  // dedicated mode: the control core's own idle ratio
           std::printf("%-12s control core idle %.1f%%\n", "",
                       idle_pct(control_rounds, p->control_busy_rounds.load(r)));

@@ -10,7 +10,7 @@
 namespace cohort {
 
 inline constexpr uint64_t kStatsMagic = 0x3174617473686f63ULL;  // "cohstat1"
-inline constexpr uint32_t kStatsVersion = 2;                    // 2: the control core's rounds
+inline constexpr uint32_t kStatsVersion = 3;  // 2: the control core's rounds; 3: ticket_waits
 
 struct StatsPage {
   uint64_t magic;
@@ -40,6 +40,9 @@ struct StatsPage {
   // Dedicated mode: the control core's loop, likewise (0 in shared mode: one loop does all).
   std::atomic<uint64_t> control_rounds;
   std::atomic<uint64_t> control_busy_rounds;
+  // Sends that found no ticket to take and waited (membership/protocol/types.h, TicketCounter):
+  // the window past the stable point was full, the view was changing, or the log was full.
+  std::atomic<uint64_t> ticket_waits;
 };
 static_assert(sizeof(StatsPage) <= 4096, "the stats page is one 4 KiB page");
 static_assert(std::atomic<uint64_t>::is_always_lock_free);

@@ -28,10 +28,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "apps/cli/node_log.h"
+#include "tests/integration/child_process.h"
 #include "tests/integration/group_check.h"
 #include "tests/sim/sim_app.h"
 
@@ -58,7 +60,16 @@ struct MemberSpec {
 };
 
 struct Step {
-  enum class Kind : uint8_t { kStart, kKill, kStop, kCont, kSleep, kWaitView, kWaitLine };
+  enum class Kind : uint8_t {
+    kStart,
+    kKill,
+    kStop,
+    kCont,
+    kSleep,
+    kWaitView,
+    kWaitLine,
+    kWaitStat
+  };
   Kind kind = Kind::kSleep;
   size_t member = 0;
   uint64_t ms = 0;       // kSleep: how long; the waits: the timeout
@@ -89,6 +100,12 @@ Step wait_view(size_t m, uint32_t members, uint64_t timeout_ms = 10'000) {
 Step wait_line(size_t m, std::string prefix, uint64_t timeout_ms = 10'000) {
   return {Step::Kind::kWaitLine, m, timeout_ms, 0, std::move(prefix)};
 }
+// Runs `cohort stat` on the case's group until its table shows `members` members, each active
+// in a view of that many, having sent and delivered (the pages are copied every 10 ms, so an
+// early table may show a member still joining).
+Step wait_stat(uint32_t members, uint64_t timeout_ms = 10'000) {
+  return {Step::Kind::kWaitStat, 0, timeout_ms, members, {}};
+}
 
 struct Case {
   std::vector<MemberSpec> members;
@@ -117,6 +134,15 @@ MemberSpec node(uint32_t node, bool bootstrap, uint64_t rate, const char* mode, 
   // on a loaded machine, a SIGSTOP) joins again as a new incarnation.
   m.args.push_back("--rejoin");
   return m;
+}
+
+// The members send for their run_ms from the moment their view holds `members` members, not
+// from their own start: a fault scheduled a second after the full view then comes mid-stream
+// even when a start took seconds on a loaded machine.
+std::vector<MemberSpec> sending_once(uint32_t members, std::vector<MemberSpec> specs) {
+  for (MemberSpec& m : specs)
+    m.args.insert(m.args.end(), {"--wait-members", std::to_string(members)});
+  return specs;
 }
 
 // --- running it ------------------------------------------------------------------------------
@@ -161,6 +187,8 @@ class CaseRun {
   bool execute();
   CheckReport check();
   const Proc& proc(size_t i) const { return procs_[i]; }
+  // The last table `cohort stat` printed in a wait_stat step.
+  const std::string& stat_output() const { return stat_output_; }
   double seconds() const { return static_cast<double>(now_ns() - t0_) / 1e9; }
   const std::string& failure() const { return failure_; }
   // Kills what still runs, removes the folder; true when nothing is left.
@@ -172,6 +200,7 @@ class CaseRun {
   void pump(uint64_t for_ns);
   void on_line(size_t i, const std::string& line);
   bool wait_until(uint64_t timeout_ms, const auto& done);
+  bool stat_shows(uint32_t members);
   double since(uint64_t t) const { return static_cast<double>(t - t0_) / 1e9; }
 
   Case case_;
@@ -179,6 +208,7 @@ class CaseRun {
   std::vector<Proc> procs_;
   uint64_t t0_ = 0;
   std::string failure_;
+  std::string stat_output_;
   bool cleaned_ = false;
 };
 
@@ -307,6 +337,35 @@ std::string field(const std::string& line, const std::string& key) {
                      end == std::string::npos ? std::string::npos : end - at - k.size());
 }
 
+// One `cohort stat` run: true when its table has `members` rows, each "active" in a view of
+// `members` members, with sent and delivered above 0, and under each the line of drops and
+// waits.
+bool CaseRun::stat_shows(uint32_t members) {
+  cohort::testing::ChildProcess stat(g_cohort_binary,
+                                     {"stat", "--group", group_, "--shm-dir", dir_ + "/shm"});
+  stat_output_ = stat.all_output();
+  const int status = stat.wait();
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return false;
+  uint32_t rows = 0, drop_lines = 0;
+  std::istringstream lines(stat_output_);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream words(line);
+    std::string who, pid, state, view, list;
+    uint64_t sent = 0, delivered = 0;
+    words >> who;
+    if (who == "drops:") {
+      drop_lines += line.find("; waits: log backpressure ") != std::string::npos &&
+                    line.find(", ticket ") != std::string::npos;
+      continue;
+    }
+    if (who.rfind('n', 0) != 0 || !(words >> pid >> state >> view >> list >> sent >> delivered))
+      continue;
+    rows += state == "active" && members_in(list) == members && sent > 0 && delivered > 0;
+  }
+  return rows == members && drop_lines == members;
+}
+
 bool CaseRun::execute() {
   for (const Step& s : case_.schedule) {
     const std::string& who = s.member < case_.members.size() ? case_.members[s.member].name : "?";
@@ -316,6 +375,13 @@ bool CaseRun::execute() {
       case Step::Kind::kStop: signal(s.member, SIGSTOP, "SIGSTOP"); break;
       case Step::Kind::kCont: signal(s.member, SIGCONT, "SIGCONT"); break;
       case Step::Kind::kSleep: pump(s.ms * 1'000'000); break;
+      case Step::Kind::kWaitStat:
+        if (!wait_until(s.ms, [&] { return stat_shows(s.members); })) {
+          failure_ = "cohort stat did not show " + std::to_string(s.members) +
+                     " active members within " + std::to_string(s.ms) + " ms; it printed:\n" +
+                     stat_output_;
+        }
+        break;
       case Step::Kind::kWaitView:
       case Step::Kind::kWaitLine: {
         const Proc& p = procs_[s.member];
@@ -572,12 +638,15 @@ TEST(GroupCheck, catches_forged_deliveries) {
   std::filesystem::remove_all(dir);
 }
 
-// Three members over shm, one sending in each mode (total, safe, fifo).
+// Three members over shm, one sending in each mode (total, safe, fifo); meanwhile `cohort stat`
+// reads their stats pages and shows the three of them active in one view, sending and
+// delivering.
 TEST(GroupProcesses, three_members_shm) {
   CaseRun run({{node(0, true, 1000, "total", 3000), node(1, false, 1000, "safe", 3000),
                 node(2, false, 1000, "fifo", 3000)},
-               {start(0), wait_view(0, 1), start(1), start(2), wait_view(0, 3)}});
+               {start(0), wait_view(0, 1), start(1), start(2), wait_view(0, 3), wait_stat(3)}});
   const CheckReport r = run_case(run);
+  std::printf("  cohort stat printed:\n%s", run.stat_output().c_str());
   expect_clean_ends(r, 3);
   expect_full_view(r, 3);
 }
@@ -623,11 +692,12 @@ View expect_failover(const CheckReport& r, const Proc& victim_proc, Uid victim,
 
 // The member killed mid-stream is not the sequencer (n2 joined after the founder n0).
 TEST(GroupProcesses, sigkill_member_midstream) {
-  CaseRun run({{node(0, true, 1000, "total", 3500), node(1, false, 1000, "total", 3500),
-                node(2, false, 1000, "total", 3500)},
-               {start(0), wait_view(0, 1), start(1), start(2), wait_view(0, 3), wait_view(1, 3),
-                wait_view(2, 3), sleep_ms(1000), kill_hard(2), wait_view(0, 2, 5000),
-                wait_view(1, 2, 5000)}});
+  CaseRun run(
+      {sending_once(3, {node(0, true, 1000, "total", 3500), node(1, false, 1000, "total", 3500),
+                        node(2, false, 1000, "total", 3500)}),
+       {start(0), wait_view(0, 1), start(1), start(2), wait_view(0, 3), wait_view(1, 3),
+        wait_view(2, 3), sleep_ms(1000), kill_hard(2), wait_view(0, 2, 5000),
+        wait_view(1, 2, 5000)}});
   const CheckReport r = run_case(run);
   const MemberFacts* victim = running_at(r, 2, run.proc(2).killed_ns);
   ASSERT_NE(victim, nullptr);
@@ -641,9 +711,9 @@ TEST(GroupProcesses, sigkill_member_midstream) {
 // The sequencer (rank 0 of the view: the oldest member, the founder n0) killed mid-stream, with
 // every member ordering by `order` (tickets: the counter was in the dead sequencer's file).
 void sequencer_killed_midstream(const char* order) {
-  std::vector<MemberSpec> members = {node(0, true, 1000, "total", 3500),
-                                     node(1, false, 1000, "total", 3500),
-                                     node(2, false, 1000, "total", 3500)};
+  std::vector<MemberSpec> members =
+      sending_once(3, {node(0, true, 1000, "total", 3500), node(1, false, 1000, "total", 3500),
+                       node(2, false, 1000, "total", 3500)});
   for (MemberSpec& m : members) m.args.insert(m.args.end(), {"--order", order});
   CaseRun run({std::move(members),
                {start(0), wait_view(0, 1), start(1), start(2), wait_view(0, 3), wait_view(1, 3),
@@ -680,12 +750,13 @@ TEST(GroupProcesses, sigkill_sequencer_midstream_sequencer_order) {
 // A member stopped (SIGSTOP) for ten suspect timeouts is removed; on SIGCONT it finds itself
 // removed and, with --rejoin, joins again as a new incarnation that restores the group's state.
 TEST(GroupProcesses, sigstop_beyond_timeout_then_sigcont) {
-  CaseRun run({{node(0, true, 1000, "total", 5000), node(1, false, 1000, "total", 5000),
-                node(2, false, 1000, "total", 5000)},
-               {start(0), wait_view(0, 1), start(1), start(2), wait_view(0, 3), wait_view(1, 3),
-                wait_view(2, 3), sleep_ms(800), stop(2), wait_view(0, 2, 5000), sleep_ms(1000),
-                cont(2), wait_line(2, "event removed", 5000), wait_line(2, "event restored", 5000),
-                wait_view(0, 3, 5000)}});
+  CaseRun run(
+      {sending_once(3, {node(0, true, 1000, "total", 5000), node(1, false, 1000, "total", 5000),
+                        node(2, false, 1000, "total", 5000)}),
+       {start(0), wait_view(0, 1), start(1), start(2), wait_view(0, 3), wait_view(1, 3),
+        wait_view(2, 3), sleep_ms(800), stop(2), wait_view(0, 2, 5000), sleep_ms(1000), cont(2),
+        wait_line(2, "event removed", 5000), wait_line(2, "event restored", 5000),
+        wait_view(0, 3, 5000)}});
   const CheckReport r = run_case(run);
   const Proc& p = run.proc(2);
   const MemberFacts* stopped = running_at(r, 2, p.stopped_ns);
@@ -753,8 +824,11 @@ TEST(GroupProcesses, sigstop_beyond_timeout_then_sigcont) {
 // A fourth member joins while three send: it restores the state the others had at its first
 // view (the checker compares) and then delivers with them.
 TEST(GroupProcesses, joiner_under_load) {
-  CaseRun run({{node(0, true, 1000, "total", 4000), node(1, false, 1000, "safe", 4000),
-                node(2, false, 1000, "total", 4000), node(3, false, 1000, "total", 2000)},
+  std::vector<MemberSpec> members =
+      sending_once(3, {node(0, true, 1000, "total", 4000), node(1, false, 1000, "safe", 4000),
+                       node(2, false, 1000, "total", 4000)});
+  members.push_back(node(3, false, 1000, "total", 2000));
+  CaseRun run({std::move(members),
                {start(0), wait_view(0, 1), start(1), start(2), wait_view(0, 3), sleep_ms(1000),
                 start(3), wait_line(3, "event restored", 5000), wait_view(0, 4, 5000)}});
   const CheckReport r = run_case(run);

@@ -120,9 +120,13 @@ TEST(Agent, BusyPolicyReallyUsesACoreSoTheMeasurementAboveMeansSomething) {
   ASSERT_TRUE(agent.start(-1).ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const double share = cpu_share_over(std::chrono::milliseconds(500));
+  const AgentStats stats = agent.stats();
   agent.request_stop();
   agent.join();
-  EXPECT_GT(share, 0.5);
+  EXPECT_EQ(stats.parks, 0U);  // it never parked ...
+  // ... and used far more than the idle policy's 2%. Not "a whole core": unit tests run in
+  // parallel on 2 cores, beside spinning ring tests, so its share is a third of a core or so.
+  EXPECT_GT(share, 0.2);
 }
 
 struct Inbox {

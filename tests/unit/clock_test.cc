@@ -170,17 +170,21 @@ TEST(Clock, TicksToNsIsConsistent) {
 
 TEST(Clock, ReadIsCheap) {
   const TscClock& clk = clock();
-  constexpr int kReads = 1'000'000;
+  constexpr int kReads = 200'000;
   uint64_t sink = 0;
-  const uint64_t start = TscClock::monotonic_ns();
-  for (int i = 0; i < kReads; i++) sink += clk.now_ns();
-  const uint64_t elapsed = TscClock::monotonic_ns() - start;
+  // The best of five batches: tests run in parallel, and one batch may lose the cpu.
+  double per_read_ns = 1e9;
+  for (int batch = 0; batch < 5; ++batch) {
+    const uint64_t start = TscClock::monotonic_ns();
+    for (int i = 0; i < kReads; i++) sink += clk.now_ns();
+    const uint64_t elapsed = TscClock::monotonic_ns() - start;
+    per_read_ns = std::min(per_read_ns, static_cast<double>(elapsed) / kReads);
+  }
   EXPECT_NE(sink, 0U);
-  const double per_read_ns = static_cast<double>(elapsed) / kReads;
   // A TSC read takes a few ns (tens under some hypervisors), the vDSO about 20-50 ns.
   EXPECT_LT(per_read_ns, 200.0) << "source " << clk.source();
-  std::printf("clock: %s, %.1f ns per now_ns() averaged over %d reads\n", clk.source(), per_read_ns,
-              kReads);
+  std::printf("clock: %s, %.1f ns per now_ns(), the best of 5 batches of %d reads\n", clk.source(),
+              per_read_ns, kReads);
 }
 
 TEST(Clock, ProcessClockIsCalibratedOnceForAllThreads) {
