@@ -804,8 +804,14 @@ void Member::Impl::handle_control(NodeId from, std::span<const std::byte> bytes)
   if (!in_view() && state != MemberState::kJoining) return;
   Reader r(bytes);
   ControlHead h{};
-  if (!get_control_head(r, &h) || h.from.node != from) {
+  if (!get_control_head(r, &h) || (h.from.node != from && h.kind != ControlKind::kJoin)) {
     ++counters.control_malformed;
+    return;
+  }
+  if (h.from.node != from && !forwarded_join(h, from)) {
+    // Passed on by a member that is not (or no longer) in our view, or to us while we join:
+    // views differ for a while around every change.
+    ++counters.control_dropped_stale;
     return;
   }
   if (state == MemberState::kJoining) {
@@ -878,8 +884,20 @@ void Member::Impl::handle_control(NodeId from, std::span<const std::byte> bytes)
 // ---------------------------------------------------------------------------------------------
 // Joins, leaves, state transfer
 
-void Member::Impl::on_join(const ControlHead& h, NodeId from) {
+// A JOIN that a member of our view passes on under the joiner's name (on_join): the one
+// control message whose head may name another node than the one it came from.
+bool Member::Impl::forwarded_join(const ControlHead& h, NodeId from) const {
+  if (h.kind != ControlKind::kJoin || !in_view()) return false;
+  const View& v = cur->view;
+  for (uint32_t r = 0; r < v.count; ++r) {
+    if (v.members[r].node == from && r != cur->my_rank) return true;
+  }
+  return false;
+}
+
+void Member::Impl::on_join(const ControlHead& h, NodeId via) {
   const Uid j = h.from;
+  const NodeId from = j.node;  // replies go to the joiner, also when a member passed it on
   if (j.incarnation <= retired[j.node]) {
     reply_stale(h, from);  // an incarnation that was removed never comes back
     return;
@@ -902,7 +920,10 @@ void Member::Impl::on_join(const ControlHead& h, NodeId from) {
   }
   const uint32_t leader = leader_rank();
   if (leader != v.my_rank) {
-    // Forwarded under the joiner's own name, so the leader adds the joiner, not this member.
+    // Passed on under the joiner's own name, so the leader adds the joiner, not this member;
+    // only what came from the joiner itself, so two members that each take the other for the
+    // leader do not pass one JOIN back and forth.
+    if (via != j.node) return;
     size_t mark = 0;
     Writer w = begin_bytes(ActionKind::kSend, v.view.members[leader].node, &mark);
     put_control_head(w, ControlKind::kJoin, j, 0);

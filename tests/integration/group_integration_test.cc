@@ -101,8 +101,9 @@ Step wait_line(size_t m, std::string prefix, uint64_t timeout_ms = 10'000) {
   return {Step::Kind::kWaitLine, m, timeout_ms, 0, std::move(prefix)};
 }
 // Runs `cohort stat` on the case's group until its table shows `members` members, each active
-// in a view of that many, having sent and delivered (the pages are copied every 10 ms, so an
-// early table may show a member still joining).
+// in a view of that many, having sent and delivered, none having counted a malformed record or
+// control message (the pages are copied every 10 ms, so an early table may show a member still
+// joining).
 Step wait_stat(uint32_t members, uint64_t timeout_ms = 10'000) {
   return {Step::Kind::kWaitStat, 0, timeout_ms, members, {}};
 }
@@ -339,7 +340,7 @@ std::string field(const std::string& line, const std::string& key) {
 
 // One `cohort stat` run: true when its table has `members` rows, each "active" in a view of
 // `members` members, with sent and delivered above 0, and under each the line of drops and
-// waits.
+// waits, with nothing malformed (a healthy group sends nothing a member cannot parse).
 bool CaseRun::stat_shows(uint32_t members) {
   cohort::testing::ChildProcess stat(g_cohort_binary,
                                      {"stat", "--group", group_, "--shm-dir", dir_ + "/shm"});
@@ -355,7 +356,9 @@ bool CaseRun::stat_shows(uint32_t members) {
     uint64_t sent = 0, delivered = 0;
     words >> who;
     if (who == "drops:") {
-      drop_lines += line.find("; waits: log backpressure ") != std::string::npos &&
+      drop_lines += line.find("drops: records malformed 0, ") != std::string::npos &&
+                    line.find("; control malformed 0, ") != std::string::npos &&
+                    line.find("; waits: log backpressure ") != std::string::npos &&
                     line.find(", ticket ") != std::string::npos;
       continue;
     }
@@ -378,8 +381,8 @@ bool CaseRun::execute() {
       case Step::Kind::kWaitStat:
         if (!wait_until(s.ms, [&] { return stat_shows(s.members); })) {
           failure_ = "cohort stat did not show " + std::to_string(s.members) +
-                     " active members within " + std::to_string(s.ms) + " ms; it printed:\n" +
-                     stat_output_;
+                     " active members, sending and delivering, with nothing malformed, within " +
+                     std::to_string(s.ms) + " ms; it printed:\n" + stat_output_;
         }
         break;
       case Step::Kind::kWaitView:

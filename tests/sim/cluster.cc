@@ -103,6 +103,12 @@ void Cluster::step() {
     // catch those seeds.)
     COHORT_ASSERT_MSG(config_.bugs.any() || s.member->counters().records_malformed == 0,
                       "a member read a record copy after holds() said it was done with it");
+    // The network loses, repeats, reorders and delays control messages, but never corrupts one:
+    // a member that counts one malformed misread a well-formed message (as the leader once did
+    // every JOIN that another member passed on).
+    COHORT_ASSERT_MSG(config_.bugs.any() || s.member->counters().control_malformed == 0,
+                      "a member counted a control message malformed on a network that never "
+                      "corrupts one");
   }
 }
 

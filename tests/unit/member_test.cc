@@ -45,7 +45,8 @@ class Net {
  public:
   explicit Net(uint32_t n) : nodes_(n), logs_(n), read_(n, std::vector<size_t>(n, 0)) {}
 
-  void start(uint32_t i, bool found, uint32_t incarnation = 1) {
+  // A joiner asks `seeds`, or every node when none are given.
+  void start(uint32_t i, bool found, uint32_t incarnation = 1, std::vector<NodeId> seeds = {}) {
     nodes_[i].m = std::make_unique<Member>(config_, Uid{i, incarnation}, nodes_.size());
     nodes_[i].alive = true;
     logs_[i].clear();
@@ -54,8 +55,9 @@ class Net {
     if (found) {
       nodes_[i].m->start_group(now_);
     } else {
-      std::vector<NodeId> seeds;
-      for (uint32_t k = 0; k < nodes_.size(); ++k) seeds.push_back(k);
+      if (seeds.empty()) {
+        for (uint32_t k = 0; k < nodes_.size(); ++k) seeds.push_back(k);
+      }
       nodes_[i].m->start_join(seeds, now_);
     }
     drain(i);
@@ -220,6 +222,8 @@ TEST(Member, ThreeJoinAndAgreeOnTotalOrder) {
     ASSERT_EQ(net.node(i).m->state(), MemberState::kActive) << i;
     EXPECT_EQ(net.node(i).m->view().count, 3U) << i;
     EXPECT_TRUE(net.node(i).m->restored()) << i;
+    // Joiners ask every member; those that are not the leader pass the JOIN on.
+    EXPECT_EQ(net.node(i).m->counters().control_malformed, 0U) << i;
   }
   uint64_t id = 1;
   for (int round = 0; round < 50; ++round) {
@@ -234,6 +238,25 @@ TEST(Member, ThreeJoinAndAgreeOnTotalOrder) {
   EXPECT_EQ(net.node(0).delivered.size(), net.node(2).delivered.size());
   EXPECT_EQ(net.node(0).state_sum, net.node(1).state_sum);
   EXPECT_EQ(net.node(0).state_sum, net.node(2).state_sum);
+}
+
+// A joiner that reaches only a member other than the leader: that member passes its JOIN on
+// under the joiner's name, and the leader takes it, as no malformed message.
+TEST(Member, AJoinThatReachesOnlyANonLeaderIsPassedOnToTheLeader) {
+  Net net(4);
+  net.start(0, true);
+  net.start(1, false);
+  net.start(2, false);
+  net.run(500 * kMs);
+  ASSERT_EQ(net.node(0).m->view().count, 3U);
+  net.start(3, false, 1, {2});
+  net.run(500 * kMs);
+  for (uint32_t i = 0; i < 4; ++i) {
+    ASSERT_EQ(net.node(i).m->state(), MemberState::kActive) << i;
+    EXPECT_EQ(net.node(i).m->view().count, 4U) << i;
+    EXPECT_EQ(net.node(i).m->counters().control_malformed, 0U) << i;
+  }
+  EXPECT_TRUE(net.node(3).m->restored());
 }
 
 TEST(Member, CrashOfTheSequencerInstallsAViewOfTheSurvivors) {
