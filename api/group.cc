@@ -175,7 +175,7 @@ struct Group::Impl final : membership::EngineListener {
 
   // The data core's counters for stats(), copied every 10 ms (they are its own, not atomic).
   std::atomic<uint64_t> records_malformed{0}, control_malformed{0}, dropped_stale{0}, relayed{0},
-      polls{0}, idle_polls{0}, sent_inline{0}, ticket_waits{0};
+      polls{0}, idle_polls{0}, sent_inline{0}, ticket_waits{0}, snapshots_too_large{0};
 
   StatsPage* page = nullptr;
   std::string page_path;
@@ -236,6 +236,7 @@ struct Group::Impl final : membership::EngineListener {
     idle_polls.store(ec.idle_polls, r);
     sent_inline.store(ec.sends_inline, r);
     ticket_waits.store(mc.ticket_waits, r);
+    snapshots_too_large.store(mc.snapshots_too_large, r);
   }
 
   void publish(uint64_t now) {
@@ -499,6 +500,7 @@ GroupStats Group::stats() const noexcept {
   s.idle_polls = impl_->idle_polls.load(std::memory_order_relaxed);
   s.sent_inline = impl_->sent_inline.load(std::memory_order_relaxed);
   s.ticket_waits = impl_->ticket_waits.load(std::memory_order_relaxed);
+  s.snapshots_too_large = impl_->snapshots_too_large.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -121,6 +121,8 @@ class GroupListener {
   virtual void on_view(const ViewInfo& view) { (void)view; }
   // State transfer. snapshot() is called at the exact end of a view that adds members, and its
   // bytes are given to restore() at every joiner before it delivers anything of that view.
+  // At most 64 MiB (send bulk state another way): a larger snapshot is not kept, counted in
+  // GroupStats::snapshots_too_large, and the joiners of that view are removed.
   virtual std::vector<std::byte> snapshot() { return {}; }
   virtual void restore(std::span<const std::byte> state) { (void)state; }
   virtual void on_event(GroupEvent event) { (void)event; }
@@ -192,7 +194,7 @@ enum class SendStatus : uint8_t {
 };
 
 // sent, delivered, views and requests are counted as they happen; the data core's counters
-// (records_malformed .. ticket_waits) are copied every 10 ms.
+// (records_malformed .. snapshots_too_large) are copied every 10 ms.
 struct GroupStats {
   uint64_t sent = 0;
   uint64_t delivered = 0;
@@ -214,6 +216,8 @@ struct GroupStats {
   // view not open yet, the window past the stable point full, the log full). Rising while
   // deliveries stall: a member took a ticket and has not sent it (it is being removed).
   uint64_t ticket_waits = 0;
+  // snapshot() returned more than 64 MiB: not kept; the joiners it was for were removed.
+  uint64_t snapshots_too_large = 0;
 };
 
 class Group {

@@ -724,6 +724,13 @@ void Member::set_log_backlog(bool backlog) noexcept {
 
 void Member::snapshot_taken(ViewId view, std::span<const std::byte> snapshot) {
   Impl& m = *impl_;
+  if (snapshot.size() > kMaxSnapshotBytes) {
+    // No joiner would take it (a chunk claiming more is malformed): kept, it would have them
+    // ask for ever. Not kept, this member answers SNAP_NONE, and the joiners of `view`, finding
+    // no snapshot anywhere, give up (removed) rather than wait.
+    ++m.counters.snapshots_too_large;
+    return;
+  }
   m.snapshots.emplace_back(view, std::vector<std::byte>(snapshot.begin(), snapshot.end()));
   while (m.snapshots.size() > 4) m.snapshots.pop_front();
 }

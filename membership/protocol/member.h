@@ -139,6 +139,7 @@ struct MemberCounters {
   uint64_t p2p_failed = 0;    // kRequestFailed emitted
   uint64_t p2p_dropped = 0;   // a reply to no outstanding request, or a request from a non-member
   uint64_t ticket_waits = 0;  // a send found no ticket to take (types.h, TicketCounter) and waited
+  uint64_t snapshots_too_large = 0;  // snapshot_taken() over kMaxSnapshotBytes: not kept
 };
 
 class Member {

@@ -741,7 +741,15 @@ void Member::Impl::enter_view(const View& view, uint32_t joiners_mask, bool join
   last_heartbeat_ns = 0;
   have_cut_attempt = 0;
   fetch_round = 0;
-  std::erase_if(pending_joins, [&](Uid u) { return view.contains(u); });
+  // Joined, or outdated by a later incarnation of its node that is in.
+  std::erase_if(pending_joins, [&](Uid u) {
+    for (uint32_t r = 0; r < view.count; ++r) {
+      if (view.members[r].node == u.node && view.members[r].incarnation >= u.incarnation) {
+        return true;
+      }
+    }
+    return false;
+  });
   pending_leaves.clear();
   if (joiner) {
     // A joiner applies the old members' snapshot before anything of its first view.
@@ -797,7 +805,27 @@ void Member::Impl::reply_stale(const ControlHead& h, NodeId from) {
     }
     return;
   }
-  send_control(from, ControlKind::kNotMember, [](Writer&) {});
+  // Naming the incarnation it answers: a late JOIN of a dead incarnation must not end the join
+  // of the node's new one.
+  send_control(from, ControlKind::kNotMember, [&](Writer& w) {
+    w.u32(h.from.node);
+    w.u32(h.from.incarnation);
+  });
+}
+
+// The incarnation a NOT_MEMBER answers is this one (false also when the body is malformed,
+// which is counted).
+bool Member::Impl::not_member_is_mine(Reader& r) {
+  const Uid target{r.u32(), r.u32()};
+  if (!r.at_end()) {
+    ++counters.control_malformed;
+    return false;
+  }
+  if (target != self) {
+    ++counters.control_dropped_stale;
+    return false;
+  }
+  return true;
 }
 
 void Member::Impl::handle_control(NodeId from, std::span<const std::byte> bytes) {
@@ -817,20 +845,21 @@ void Member::Impl::handle_control(NodeId from, std::span<const std::byte> bytes)
   if (state == MemberState::kJoining) {
     if (h.kind == ControlKind::kInstall) {
       on_install(h, from, r);
-    } else if (h.kind == ControlKind::kNotMember) {
+    } else if (h.kind == ControlKind::kNotMember && not_member_is_mine(r)) {
       become_final(MemberState::kRemoved);
     }
     return;
   }
   ViewData& v = *cur;
   const uint32_t rank = v.view.rank_of(h.from);
-  if (rank != View::kNoRank) last_heard[rank] = now;
+  // (A JOIN passed on says nothing of the joiner's being alive now.)
+  if (rank != View::kNoRank && h.from.node == from) last_heard[rank] = now;
   switch (h.kind) {
     case ControlKind::kJoin: on_join(h, from); return;
     case ControlKind::kSnapRequest: on_snap_request(h, from, r); return;
     case ControlKind::kFetch: on_fetch(h, from, r); return;
     case ControlKind::kNotMember:
-      if (h.view > v.view.id) become_final(MemberState::kRemoved);
+      if (not_member_is_mine(r) && h.view > v.view.id) become_final(MemberState::kRemoved);
       return;
     case ControlKind::kInstall: on_install(h, from, r); return;
     default: break;
@@ -912,7 +941,18 @@ void Member::Impl::on_join(const ControlHead& h, NodeId via) {
     }
     return;
   }
-  // A new incarnation on a node means the old one there is dead.
+  // A JOIN of an incarnation older than one the view or the pending joins hold on its node is
+  // late (delayed, or passed on by a member that got it long ago): that incarnation is dead.
+  // Taken, it would push the newer one out of pending_joins and never be decided (its node is
+  // taken), and the leader would start a view change for it at every tick.
+  for (uint32_t r = 0; r < v.view.count; ++r) {
+    if (v.view.members[r].node == j.node && v.view.members[r].incarnation > j.incarnation) return;
+  }
+  for (const Uid u : pending_joins) {
+    if (u.node == j.node && u.incarnation > j.incarnation) return;
+  }
+  // A new incarnation on a node means the old one there is dead (every JOIN of it says so
+  // again: an install in between made the old one look alive).
   for (uint32_t r = 0; r < v.view.count; ++r) {
     if (v.view.members[r].node == j.node && v.view.members[r].incarnation < j.incarnation) {
       last_heard[r] = 0;

@@ -292,6 +292,7 @@ struct Member::Impl {
   void on_snap_request(const ControlHead& h, NodeId from, Reader& r);
   void on_snap_chunk(const ControlHead& h, Reader& r);
   void reply_stale(const ControlHead& h, NodeId from);
+  bool not_member_is_mine(Reader& r);
   bool holds_cut(const CutValue& c) const;
   void check_cut_progress();
   void fetch_missing(const CutValue& c);

@@ -111,6 +111,11 @@ class Net {
     drain(i);
     return r;
   }
+  // Delivers a control message to node `to` as if it came from node `from`.
+  void inject_control(uint32_t to, uint32_t from, std::span<const std::byte> bytes) {
+    nodes_[to].m->on_control(from, bytes, now_);
+    drain(to);
+  }
   // Delivers `record` to node `to` as if read from `from`'s log.
   void inject(uint32_t to, uint32_t from, std::span<const std::byte> record) {
     nodes_[to].m->on_record(from, record, now_);
@@ -150,6 +155,7 @@ class Net {
 
   Node& node(uint32_t i) { return nodes_[i]; }
   ProtocolConfig config_;
+  size_t snapshot_bytes = 8;  // what the application's snapshot() returns (its state, padded)
 
  private:
   struct Dgram {
@@ -177,8 +183,8 @@ class Net {
         }
         case ActionKind::kInstall: nodes_[i].views.push_back(*a.view); break;
         case ActionKind::kTakeSnapshot: {
-          std::byte b[8];
-          std::memcpy(b, &nodes_[i].state_sum, 8);
+          std::vector<std::byte> b(std::max<size_t>(snapshot_bytes, 8));
+          std::memcpy(b.data(), &nodes_[i].state_sum, 8);
           m.snapshot_taken(a.view->id, b);
           break;
         }
@@ -257,6 +263,83 @@ TEST(Member, AJoinThatReachesOnlyANonLeaderIsPassedOnToTheLeader) {
     EXPECT_EQ(net.node(i).m->counters().control_malformed, 0U) << i;
   }
   EXPECT_TRUE(net.node(3).m->restored());
+}
+
+// A JOIN of an incarnation older than the one in the view, arriving late at the leader, both
+// straight and passed on by another member: that incarnation is dead, and nothing changes. (It
+// used to push its way into the leader's pending joins, where it could never be decided, and
+// the leader started a view change for it at every tick.)
+TEST(Member, ALateJoinOfAnOlderIncarnationChangesNothing) {
+  Net net(3);
+  net.start(0, true);
+  net.start(1, false);
+  net.start(2, false, 5);
+  net.run(500 * kMs);
+  ASSERT_EQ(net.node(0).m->view().count, 3U);
+  const ViewId before = net.node(0).m->view().id;
+  std::vector<std::byte> join;
+  Writer w(&join);
+  put_control_head(w, ControlKind::kJoin, Uid{2, 3}, 0);
+  net.inject_control(0, 2, join);  // straight to the leader, late
+  net.inject_control(1, 2, join);  // to a member that passes it on
+  net.run(300 * kMs);
+  for (uint32_t i = 0; i < 3; ++i) {
+    ASSERT_EQ(net.node(i).m->state(), MemberState::kActive) << i;
+    EXPECT_EQ(net.node(i).m->view().id, before) << i;
+    EXPECT_EQ(net.node(i).m->view().count, 3U) << i;
+    EXPECT_EQ(net.node(i).m->counters().control_malformed, 0U) << i;
+  }
+  EXPECT_TRUE(net.node(0).m->view().contains(Uid{2, 5}));
+}
+
+// An application snapshot over the 64 MiB limit is not kept: the joiner it was for finds none
+// anywhere and gives up (removed), rather than asking for ever for chunks it must refuse.
+TEST(Member, ASnapshotOverTheLimitRemovesTheJoinerInsteadOfHangingIt) {
+  Net net(3);
+  net.start(0, true);
+  net.start(1, false);
+  net.run(300 * kMs);
+  ASSERT_EQ(net.node(0).m->view().count, 2U);
+  net.snapshot_bytes = kMaxSnapshotBytes + 1;
+  net.start(2, false);
+  net.run(3000 * kMs);
+  EXPECT_TRUE(net.node(2).removed);
+  EXPECT_EQ(net.node(2).m->state(), MemberState::kRemoved);
+  EXPECT_FALSE(net.node(2).m->restored());
+  for (uint32_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(net.node(i).m->counters().snapshots_too_large, 1U) << i;
+    EXPECT_EQ(net.node(i).m->state(), MemberState::kActive) << i;
+    EXPECT_EQ(net.node(i).m->view().count, 2U) << i;
+  }
+  for (uint32_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(net.node(i).m->counters().control_malformed, 0U) << i;
+  }
+}
+
+// A late JOIN of an incarnation that was removed is answered NOT_MEMBER, to its node, where a
+// new incarnation is joining: that answer names the incarnation it is for, and the new one
+// goes on joining.
+TEST(Member, ANotMemberForADeadIncarnationDoesNotEndTheNewOnesJoin) {
+  Net net(3);
+  net.start(0, true);
+  net.start(1, false);
+  net.start(2, false, 3);
+  net.run(500 * kMs);
+  ASSERT_EQ(net.node(0).m->view().count, 3U);
+  net.crash(2);
+  net.run(1000 * kMs);
+  ASSERT_EQ(net.node(0).m->view().count, 2U);
+  net.start(2, false, 5);
+  std::vector<std::byte> join;
+  Writer w(&join);
+  put_control_head(w, ControlKind::kJoin, Uid{2, 3}, 0);
+  net.inject_control(0, 2, join);  // the dead incarnation's JOIN, late
+  net.run(500 * kMs);
+  EXPECT_EQ(net.node(2).m->state(), MemberState::kActive);
+  EXPECT_TRUE(net.node(0).m->view().contains(Uid{2, 5}));
+  for (uint32_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(net.node(i).m->counters().control_malformed, 0U) << i;
+  }
 }
 
 TEST(Member, CrashOfTheSequencerInstallsAViewOfTheSurvivors) {
