@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -22,8 +23,9 @@ bool writer_alive(int32_t pid);
 }  // namespace detail
 
 // Calls `print(const Page*)` for each page <folder>/<prefix>*.page of a live member whose magic and
-// version are `magic` and `version`; returns how many it printed. `Page` starts like StatsPage:
-// magic, version, pid.
+// version are `magic` and `version`; returns how many it printed. A live member's page of another
+// version gets a line saying so (its member runs another build of cohort). `Page` starts like
+// StatsPage: magic, version, pid.
 template <typename Page, typename Print>
 int for_each_live_page(const std::string& folder, std::string_view prefix, uint64_t magic,
                        uint32_t version, Print print) {
@@ -32,9 +34,15 @@ int for_each_live_page(const std::string& folder, std::string_view prefix, uint6
     const auto* p = static_cast<const Page*>(map);
     // acquire: pairs with the writer's release store of the magic after the header.
     const uint64_t m = std::atomic_ref<const uint64_t>(p->magic).load(std::memory_order_acquire);
-    if (m == magic && p->version == version && detail::writer_alive(p->pid)) {
+    if (m != magic || !detail::writer_alive(p->pid)) return;
+    if (p->version == version) {
       print(p);
       ++live;
+    } else {
+      std::printf(
+          "(pid %d writes version %u of its %.*s page, and this cohort reads version %u: "
+          "run the cohort of the members' build)\n",
+          p->pid, p->version, static_cast<int>(prefix.size() - 2), prefix.data(), version);
     }
   });
   return live;

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "apps/cli/node_log.h"
+#include "cohort/stats.h"
 #include "tests/integration/child_process.h"
 #include "tests/integration/group_check.h"
 #include "tests/sim/sim_app.h"
@@ -652,6 +653,37 @@ TEST(GroupProcesses, three_members_shm) {
   std::printf("  cohort stat printed:\n%s", run.stat_output().c_str());
   expect_clean_ends(r, 3);
   expect_full_view(r, 3);
+}
+
+// A running member whose stats page is of another version (another build of cohort): `cohort
+// stat` says so and what to do, rather than show no member at all without a word.
+TEST(GroupProcesses, cohort_stat_names_a_page_of_another_version) {
+  const std::string dir = "/dev/shm/cohort-it-" + std::to_string(getpid()) + "-pv";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir + "/pv");
+  {
+    StatsPage page{};
+    page.magic = kStatsMagic;
+    page.version = kStatsVersion - 1;
+    page.pid = static_cast<int32_t>(getpid());  // alive: this test's process
+    std::FILE* f = std::fopen((dir + "/pv/stats-m0.page").c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::vector<char> bytes(4096, 0);
+    std::memcpy(bytes.data(), &page, sizeof page);
+    ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), f), bytes.size());
+    std::fclose(f);
+  }
+  cohort::testing::ChildProcess stat(g_cohort_binary, {"stat", "--group", "pv", "--shm-dir", dir});
+  const std::string out = stat.all_output();
+  const int status = stat.wait();
+  std::printf("%s", out.c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  const std::string expected =
+      "(pid " + std::to_string(getpid()) + " writes version " + std::to_string(kStatsVersion - 1) +
+      " of its stats page, and this cohort reads version " + std::to_string(kStatsVersion) +
+      ": run the cohort of the members' build)";
+  EXPECT_NE(out.find(expected), std::string::npos) << out;
+  std::filesystem::remove_all(dir);
 }
 
 // Five members over shm, all sending total-order messages.
