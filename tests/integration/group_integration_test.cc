@@ -897,6 +897,13 @@ MemberSpec dgram_node(uint32_t n, bool bootstrap, uint64_t rate, uint64_t run_ms
   MemberSpec m = node(n, bootstrap, rate, "total", run_ms);
   m.args.pop_back();  // --rejoin
   m.args.insert(m.args.end(), {"--transport", transport, "--peers", peers});
+  // Without a new incarnation, a false suspicion (a member stalled past the timeout on a loaded
+  // 2-core machine) would leave it out for good and fail the case: 300 ms rather than the
+  // default 100 ms, unless the case sets its own. (The kill cases detect by this timeout here:
+  // no transport signal on udp or dpdk.)
+  if (std::find(extra.begin(), extra.end(), "--suspect-us") == extra.end()) {
+    m.args.insert(m.args.end(), {"--suspect-us", "300000"});
+  }
   m.args.insert(m.args.end(), extra.begin(), extra.end());
   return m;
 }
