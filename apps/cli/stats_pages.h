@@ -38,7 +38,7 @@ int for_each_live_page(const std::string& folder, std::string_view prefix, uint6
     if (p->version == version) {
       print(p);
       ++live;
-    } else {
+    } else {  // prefix "stats-m" or "cache-m": the stats or cache page
       std::printf(
           "(pid %d writes version %u of its %.*s page, and this cohort reads version %u: "
           "run the cohort of the members' build)\n",

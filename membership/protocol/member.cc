@@ -694,9 +694,8 @@ void Member::peer_failed(NodeId node, TimeNs now) {
   Impl& m = *impl_;
   m.now = now;
   if (!m.in_view()) return;
-  for (uint32_t r = 0; r < m.cur->view.count; ++r) {
-    if (m.cur->view.members[r].node == node && r != m.cur->my_rank) m.last_heard[r] = 0;
-  }
+  const uint32_t r = m.cur->view.rank_of_node(node);
+  if (r != View::kNoRank && r != m.cur->my_rank) m.last_heard[r] = 0;
   m.tick_view();
   m.run_loopback();
 }

@@ -743,12 +743,8 @@ void Member::Impl::enter_view(const View& view, uint32_t joiners_mask, bool join
   fetch_round = 0;
   // Joined, or outdated by a later incarnation of its node that is in.
   std::erase_if(pending_joins, [&](Uid u) {
-    for (uint32_t r = 0; r < view.count; ++r) {
-      if (view.members[r].node == u.node && view.members[r].incarnation >= u.incarnation) {
-        return true;
-      }
-    }
-    return false;
+    const uint32_t r = view.rank_of_node(u.node);
+    return r != View::kNoRank && view.members[r].incarnation >= u.incarnation;
   });
   pending_leaves.clear();
   if (joiner) {
@@ -836,7 +832,7 @@ void Member::Impl::handle_control(NodeId from, std::span<const std::byte> bytes)
     ++counters.control_malformed;
     return;
   }
-  if (h.from.node != from && !forwarded_join(h, from)) {
+  if (h.from.node != from && !passed_on_by_a_member(from)) {
     // Passed on by a member that is not (or no longer) in our view, or to us while we join:
     // views differ for a while around every change.
     ++counters.control_dropped_stale;
@@ -913,15 +909,12 @@ void Member::Impl::handle_control(NodeId from, std::span<const std::byte> bytes)
 // ---------------------------------------------------------------------------------------------
 // Joins, leaves, state transfer
 
-// A JOIN that a member of our view passes on under the joiner's name (on_join): the one
-// control message whose head may name another node than the one it came from.
-bool Member::Impl::forwarded_join(const ControlHead& h, NodeId from) const {
-  if (h.kind != ControlKind::kJoin || !in_view()) return false;
-  const View& v = cur->view;
-  for (uint32_t r = 0; r < v.count; ++r) {
-    if (v.members[r].node == from && r != cur->my_rank) return true;
-  }
-  return false;
+// A JOIN, the one control message whose head may name another node than the one it came from,
+// is taken so only from another member of our view, which passes it on (on_join).
+bool Member::Impl::passed_on_by_a_member(NodeId from) const {
+  if (!in_view()) return false;
+  const uint32_t r = cur->view.rank_of_node(from);
+  return r != View::kNoRank && r != cur->my_rank;
 }
 
 void Member::Impl::on_join(const ControlHead& h, NodeId via) {
@@ -945,18 +938,15 @@ void Member::Impl::on_join(const ControlHead& h, NodeId via) {
   // late (delayed, or passed on by a member that got it long ago): that incarnation is dead.
   // Taken, it would push the newer one out of pending_joins and never be decided (its node is
   // taken), and the leader would start a view change for it at every tick.
-  for (uint32_t r = 0; r < v.view.count; ++r) {
-    if (v.view.members[r].node == j.node && v.view.members[r].incarnation > j.incarnation) return;
-  }
+  const uint32_t held = v.view.rank_of_node(j.node);
+  if (held != View::kNoRank && v.view.members[held].incarnation > j.incarnation) return;
   for (const Uid u : pending_joins) {
     if (u.node == j.node && u.incarnation > j.incarnation) return;
   }
   // A new incarnation on a node means the old one there is dead (every JOIN of it says so
   // again: an install in between made the old one look alive).
-  for (uint32_t r = 0; r < v.view.count; ++r) {
-    if (v.view.members[r].node == j.node && v.view.members[r].incarnation < j.incarnation) {
-      last_heard[r] = 0;
-    }
+  if (held != View::kNoRank && v.view.members[held].incarnation < j.incarnation) {
+    last_heard[held] = 0;
   }
   const uint32_t leader = leader_rank();
   if (leader != v.my_rank) {

@@ -286,7 +286,7 @@ struct Member::Impl {
   void on_have_cut(const ControlHead& h, Reader& r);
   void on_install(const ControlHead& h, NodeId from, Reader& r);
   void on_fetch(const ControlHead& h, NodeId from, Reader& r);
-  bool forwarded_join(const ControlHead& h, NodeId from) const;
+  bool passed_on_by_a_member(NodeId from) const;
   void on_join(const ControlHead& h, NodeId via);
   void on_leave(const ControlHead& h);
   void on_snap_request(const ControlHead& h, NodeId from, Reader& r);

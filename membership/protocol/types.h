@@ -61,6 +61,13 @@ struct View {
     return kNoRank;
   }
   bool contains(Uid uid) const noexcept { return rank_of(uid) != kNoRank; }
+  // The rank of the incarnation on `node` (a view holds one at most), or kNoRank.
+  uint32_t rank_of_node(NodeId node) const noexcept {
+    for (uint32_t r = 0; r < count; ++r) {
+      if (members[r].node == node) return r;
+    }
+    return kNoRank;
+  }
   static constexpr uint32_t kNoRank = ~0U;
 };
 
